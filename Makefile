@@ -1,0 +1,37 @@
+# The README's commands. Both `make demo` and `make test` start from nothing:
+# they create .venv, install the pinned stack and make sure ffmpeg/ffprobe exist.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all install ffmpeg clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# musdb/stempeg need the ffmpeg and ffprobe binaries, even for WAV data.
+ffmpeg:
+	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's ffmpeg (needed by musdb/stempeg)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	else \
+		echo "ffmpeg and ffprobe are missing: install them (Debian/Ubuntu: sudo apt-get install ffmpeg), then run make again" >&2; \
+		exit 1; \
+	fi
+
+test: install ffmpeg
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install ffmpeg
+	$(BIN)/python experiments/demo.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,64 @@
+"""``build_model``: the Wave-U-Net as a Keras functional model, layer for layer as the official TF1 code."""
+
+from __future__ import annotations
+
+import keras
+
+from waveunet_tf import shapes
+from waveunet_tf.layers import (ClipAtInference, CropAndConcat, Decimate, DifferenceOutput, InputCheck,
+                                LearnedUpsample, LinearUpsample)
+
+
+def conv_layer_names(config) -> list[str]:
+    """Names of the model's Conv1D layers in the official creation order (the checkpoint's conv1d, conv1d_1, ...):
+    the downsampling convolutions, the bottleneck convolution, the upsampling convolutions, then the output
+    convolutions in source order (all but the last source with the difference output)."""
+    L = config.num_layers
+    outputs = config.sources[:-1] if config.output_type == "difference" else config.sources
+    return ([f"down_conv_{i}" for i in range(L)] + ["bottleneck_conv"] + [f"up_conv_{i}" for i in range(L)]
+            + [f"output_conv_{s}" for s in outputs])
+
+
+def build_model(config) -> keras.Model:
+    """Build the Wave-U-Net of ``config``.
+
+    Input ``mixture``: float32 [batch, time, channels], ``time`` any valid input length
+    (:func:`waveunet_tf.shapes.is_valid_input_length`). Output: ``{source: [batch, time_out, channels]}`` in
+    the config's source order, ``time_out = time - sum(shapes.context(config))``.
+    """
+    L, Fc, C = config.num_layers, config.num_initial_filters, config.channels
+    padding = "valid" if config.context else "same"
+    upsample = LearnedUpsample if config.upsampling == "learned" else LinearUpsample
+
+    def conv(x, filters, width, name):
+        x = keras.layers.Conv1D(filters, width, padding=padding, name=name)(x)
+        return keras.layers.LeakyReLU(negative_slope=config.leaky_relu_alpha, name=name + "_act")(x)
+
+    mixture_in = keras.Input(shape=(None, C), name="mixture")
+    mixture = InputCheck(C, shapes.min_input_length(config), shapes.step(config), name="input_check")(mixture_in)
+
+    x, skips = mixture, []
+    for i in range(L):
+        x = conv(x, Fc * (i + 1), config.filter_size, f"down_conv_{i}")
+        skips.append(x)
+        x = Decimate(name=f"decimate_{i}")(x)
+    x = conv(x, Fc * (L + 1), config.filter_size, "bottleneck_conv")
+
+    for i in range(L):
+        x = upsample(context=config.context, name=f"upsample_{i}")(x)
+        x = CropAndConcat(name=f"crop_concat_{i}")([skips[L - 1 - i], x])
+        x = conv(x, Fc * (L - i), config.merge_filter_size, f"up_conv_{i}")
+    x = CropAndConcat(name="crop_concat_mixture")([mixture, x])
+
+    tanh = config.output_activation == "tanh"
+    estimated = config.sources[:-1] if config.output_type == "difference" else config.sources
+    outputs = {}
+    for source in estimated:
+        y = keras.layers.Conv1D(C, config.output_filter_size, padding=padding, activation="tanh" if tanh else None,
+                                name=f"output_conv_{source}")(x)
+        outputs[source] = y if tanh else ClipAtInference(name=f"clip_{source}")(y)
+    if config.output_type == "difference":
+        last = config.sources[-1]
+        outputs[last] = DifferenceOutput(name=f"difference_{last}")([mixture] + [outputs[s] for s in estimated])
+    outputs = {s: outputs[s] for s in config.sources}
+    return keras.Model(mixture_in, outputs, name=f"waveunet_{config.name}".replace("-", "_"))

@@ -1,0 +1,47 @@
+"""Checks the mixture's channel count and length before the network sees it."""
+
+import keras
+import tensorflow as tf
+
+from waveunet_tf.errors import UserError
+
+
+@keras.saving.register_keras_serializable(package="waveunet_tf")
+class InputCheck(keras.layers.Layer):
+    """Identity that rejects a wrong channel count or an input length the network cannot map exactly.
+
+    Valid lengths are ``min_length + k * step``. Static shapes fail at once with the nearest valid lengths;
+    dynamic ones with an in-graph assertion (Keras has no assert op, hence ``tf.debugging``).
+    """
+
+    def __init__(self, channels, min_length, step, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.min_length, self.step = int(channels), int(min_length), int(step)
+
+    def _nearest(self, n):
+        if n <= self.min_length:
+            return str(self.min_length)
+        below = self.min_length + (n - self.min_length) // self.step * self.step
+        return f"{below} or {below + self.step}"
+
+    def call(self, x):
+        if x.shape[-1] is not None and x.shape[-1] != self.channels:
+            raise UserError(f"the mixture has {x.shape[-1]} channels; this model takes {self.channels}")
+        n = x.shape[1]
+        if n is not None:
+            if n < self.min_length or (n - self.min_length) % self.step:
+                raise UserError(f"input length {n} is not valid: the nearest valid lengths are {self._nearest(n)} "
+                                f"(valid: {self.min_length} + k*{self.step})")
+            return x
+        t = tf.shape(x)[1]
+        ok = tf.logical_and(t >= self.min_length, tf.math.floormod(t - self.min_length, self.step) == 0)
+        with tf.control_dependencies([tf.debugging.Assert(ok, [
+                f"input length is not valid: it must be {self.min_length} + k*{self.step}; got", t])]):
+            return tf.identity(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "min_length": self.min_length,
+                "step": self.step}
