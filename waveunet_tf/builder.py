@@ -35,7 +35,8 @@ def build_model(config) -> keras.Model:
         return keras.layers.LeakyReLU(negative_slope=config.leaky_relu_alpha, name=name + "_act")(x)
 
     mixture_in = keras.Input(shape=(None, C), name="mixture")
-    mixture = InputCheck(C, shapes.min_input_length(config), shapes.step(config), name="input_check")(mixture_in)
+    mixture = InputCheck(C, shapes.min_input_length(config), shapes.step(config), config.to_dict(),
+                         name="input_check")(mixture_in)
 
     x, skips = mixture, []
     for i in range(L):

@@ -12,11 +12,14 @@ class InputCheck(keras.layers.Layer):
 
     Valid lengths are ``min_length + k * step``. Static shapes fail at once with the nearest valid lengths;
     dynamic ones with an in-graph assertion (Keras has no assert op, hence ``tf.debugging``).
+    It also carries the model's resolved config (``waveunet_config``, a dict), so a saved ``.keras`` file
+    knows its sample rate, sources and window: see :func:`waveunet_tf.model_io.config_of`.
     """
 
-    def __init__(self, channels, min_length, step, **kwargs):
+    def __init__(self, channels, min_length, step, waveunet_config=None, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.min_length, self.step = int(channels), int(min_length), int(step)
+        self.waveunet_config = dict(waveunet_config or {})
 
     def _nearest(self, n):
         if n <= self.min_length:
@@ -44,4 +47,5 @@ class InputCheck(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "min_length": self.min_length,
-                "step": self.step}
+                "step": self.step,
+                "waveunet_config": self.waveunet_config}

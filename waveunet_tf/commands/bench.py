@@ -1,0 +1,23 @@
+HELP = "measure the input pipeline, a training step, or whole-song inference (medians over several runs)"
+
+# kind -> module under waveunet_tf.commands with add_arguments(parser) and run(args)
+KINDS = {"input": "bench_input", "train": "bench_train", "inference": "bench_inference"}
+
+
+def add_arguments(p):
+    import importlib
+    sub = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, module in KINDS.items():
+        try:
+            mod = importlib.import_module(f"waveunet_tf.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"waveunet_tf.commands.{module}":
+                raise
+            continue
+        sp = sub.add_parser(kind, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(sp)
+        sp.set_defaults(_bench_run=mod.run)
+
+
+def run(args):
+    return args._bench_run(args)

@@ -1,0 +1,46 @@
+"""Finding and loading a trained model: MODEL may be a run directory, a ``.keras`` file (or a SavedModel
+directory, where the command supports it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from waveunet_tf.config import WaveUNetConfig
+from waveunet_tf.errors import UserError
+
+
+def config_of(model) -> WaveUNetConfig:
+    """The resolved config a model was built from (carried by its ``input_check`` layer)."""
+    try:
+        d = model.get_layer("input_check").waveunet_config
+    except ValueError:
+        raise UserError(f"model {model.name!r} was not built by waveunet_tf.build_model") from None
+    return WaveUNetConfig.from_dict(d)
+
+
+def resolve_keras_path(path) -> Path:
+    """A run directory means its ``best.keras``; a ``.keras`` file is itself."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "best.keras").is_file():
+            return path / "best.keras"
+        if (path / "saved_model.pb").is_file():
+            raise UserError(f"{path} is a SavedModel; this command needs a run directory or a .keras file")
+        raise UserError(f"{path} is not a model: expected a run directory with best.keras, or a .keras file")
+    if not path.exists():
+        raise UserError(f"model {path} does not exist")
+    if path.suffix != ".keras":
+        raise UserError(f"{path} is not a model: expected a run directory with best.keras, or a .keras file")
+    return path
+
+
+def load_model(path):
+    """Load a Wave-U-Net from a run directory or ``.keras`` file -> (keras.Model, WaveUNetConfig)."""
+    import keras
+    import waveunet_tf.layers  # noqa: F401  (registers the custom layers)
+    file = resolve_keras_path(path)
+    try:
+        model = keras.models.load_model(file, compile=False)
+    except Exception as e:
+        raise UserError(f"{file} is not a loadable Keras model: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    return model, config_of(model)
