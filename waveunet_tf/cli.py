@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TF's C++ start-up chatter (cuda plugins) is not for users
         import warnings
         warnings.filterwarnings("ignore")
     try:
