@@ -1,0 +1,23 @@
+import json
+
+HELP = "the paper's table: SDR median/MAD/mean/SD per source for each run, with the published numbers beside"
+DESCRIPTION = """\
+Print the paper's results table for one or more evaluated runs: a row per run (SDR median, MAD, mean and SD
+per source, the paper's pooled-frames aggregate, and SiSEC's median of per-track medians), the mixture-as-
+estimate baseline where the run has one, and the published numbers of the official models (M4 = SiSEC 2018
+STL1, M6 = STL2, M5-HighSR) beside ours. Runs with the same sources share a table, as in the paper."""
+
+
+def add_arguments(p):
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_RESULTS",
+                   help="a run directory (or evaluation folder) holding results.json, or a results JSON file")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON document: {"rows": [{"label", "variant", "kind", "path", "tracks", '
+                        '"paper": {source: {median, mad, mean, sd}}, "sisec": {source: value}}]} (SDR, dB)')
+
+
+def run(args):
+    from waveunet_tf.table import build_rows, format_markdown
+    rows = build_rows(args.paths)
+    print(json.dumps({"rows": rows}, indent=1) if args.json else format_markdown(rows))
+    return 0
