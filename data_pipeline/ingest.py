@@ -1,0 +1,270 @@
+"""Reading MUSDB18 / MUSDB18-HQ (or any folder laid out the same way) into the WAV cache.
+
+- MUSDB18: ``ROOT/{train,test}/<track>.stem.mp4`` (five streams: mixture, drums, bass, other, vocals), decoded
+  with stempeg / ffmpeg;
+- MUSDB18-HQ (``wav=True``): ``ROOT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav`` (a missing
+  ``mixture.wav`` is taken as the sum of the stems, so your own multitrack folders work too).
+
+Each track is decoded once, checked (every stem present, same length and rate), resampled with librosa (soxr)
+and written as one WAV per stem plus the mixture; ``track.json`` is written last, so an interrupted run resumes
+and finished tracks are skipped. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from data_pipeline.cache import FORMAT, MIXTURE, STEMS
+from waveunet_tf.errors import UserError
+
+SUBSETS = ("train", "test")
+_STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MUSDB18 .stem.mp4 stream order
+PAPER_VALID_TRACKS = 25
+PAPER_SPLIT_SEED = 1234
+
+SPLIT_HELP = (
+    "musdb: the musdb package's official validation split (14 of the 100 train tracks); on a root whose train "
+    "tracks are not MUSDB18's (your own data, `waveunet synth`), the last quarter of the train tracks by sorted "
+    "name (at least one, if there are two or more) become validation tracks. "
+    "paper: 25 validation tracks drawn from the train tracks with a fixed seed (a quarter of them if there are "
+    "fewer than 100), as the paper did; the paper's exact list was never published, so this is a draw of the "
+    "same size, not the same tracks.")
+
+
+class BadTrack(UserError):
+    """A track that cannot be prepared (missing stem, mismatched lengths, unreadable file)."""
+
+
+def musdb_validation_tracks() -> list[str]:
+    """The official validation track names, from the musdb package's setup file."""
+    import yaml
+    import musdb
+    setup = Path(musdb.__file__).parent / "configs" / "mus.yaml"
+    return list(yaml.safe_load(setup.read_text())["validation_tracks"])
+
+
+def find_tracks(root, wav: bool) -> list[dict]:
+    """``[{"name", "subset", "source"}]`` for every track under ``root`` (sorted by subset, then name)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"MUSDB root {root} does not exist or is not a folder")
+    subsets = [s for s in SUBSETS if (root / s).is_dir()]
+    if not subsets:
+        raise UserError(f"{root} has neither a train/ nor a test/ folder: expected the MUSDB18 layout "
+                        f"ROOT/{{train,test}}/<track>.stem.mp4 (or with --wav, ROOT/{{train,test}}/<track>/*.wav)")
+    tracks = []
+    for subset in subsets:
+        folder = root / subset
+        if wav:
+            found = [{"name": p.name, "subset": subset, "source": str(p)}
+                     for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        else:
+            found = [{"name": p.name[: -len(".stem.mp4")], "subset": subset, "source": str(p)}
+                     for p in sorted(folder.iterdir()) if p.name.endswith(".stem.mp4")]
+        tracks += found
+    if not tracks:
+        if wav:
+            hint = " (for MUSDB18 .stem.mp4 files leave out --wav)" if list(root.glob("*/*.stem.mp4")) else ""
+            raise UserError(f"{root} holds no track folders under {' or '.join(subsets)}/{hint}")
+        hint = " (for MUSDB18-HQ WAV folders pass --wav)" if list(root.glob("*/*/*.wav")) else ""
+        raise UserError(f"{root} holds no .stem.mp4 files under {' or '.join(subsets)}/{hint}")
+    return tracks
+
+
+def assign_splits(tracks: list[dict], split: str) -> str:
+    """Set each track's ``split`` (train/valid/test); returns the rule used, in words, for the manifest."""
+    train = sorted(t["name"] for t in tracks if t["subset"] == "train")
+    if split == "musdb":
+        official = set(musdb_validation_tracks())
+        if official & set(train):
+            valid, rule = official & set(train), "musdb: the musdb package's official validation tracks"
+        else:
+            k = len(train) // 4 if len(train) >= 4 else (1 if len(train) >= 2 else 0)
+            valid = set(train[len(train) - k:]) if k else set()
+            rule = (f"musdb fallback: the train tracks are not MUSDB18's, so the last {k} of {len(train)} train "
+                    f"tracks by sorted name are validation tracks")
+    elif split == "paper":
+        k = PAPER_VALID_TRACKS if len(train) >= 100 else len(train) // 4
+        order = np.random.default_rng(PAPER_SPLIT_SEED).permutation(len(train))
+        valid = {train[i] for i in order[:k]}
+        rule = (f"paper: {k} of {len(train)} train tracks drawn with seed {PAPER_SPLIT_SEED} (the paper's own "
+                f"list was never published)")
+    else:
+        raise UserError(f"unknown split {split!r}; use musdb or paper")
+    for t in tracks:
+        t["split"] = "test" if t["subset"] == "test" else ("valid" if t["name"] in valid else "train")
+    return rule
+
+
+def read_track(track: dict, wav: bool) -> tuple[dict, int]:
+    """Decode a track: ``({stem or "mixture": float32 [T, C]}, rate)``; :class:`BadTrack` names what is wrong."""
+    name = track["name"]
+    if wav:
+        import soundfile as sf
+        folder = Path(track["source"])
+        audio, rates = {}, {}
+        for stem in (MIXTURE,) + STEMS:
+            path = folder / f"{stem}.wav"
+            if not path.is_file():
+                if stem == MIXTURE:
+                    continue
+                raise BadTrack(f"track {name!r} lacks {stem}.wav (in {folder})")
+            try:
+                audio[stem], rates[stem] = sf.read(str(path), dtype="float32", always_2d=True)
+            except Exception as e:
+                raise BadTrack(f"cannot read {path}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        if len(set(rates.values())) > 1:
+            raise BadTrack(f"track {name!r}: stems have different sample rates "
+                           f"({', '.join(f'{k} {v} Hz' for k, v in rates.items())})")
+        rate = rates[STEMS[0]]
+    else:
+        import stempeg
+        path = track["source"]
+        try:
+            streams, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
+        except Exception as e:
+            raise BadTrack(f"cannot decode {path}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        if streams.ndim != 3 or streams.shape[0] < len(_STEM_IDS):
+            raise BadTrack(f"{path} holds {streams.shape[0] if streams.ndim == 3 else 1} audio streams, not the "
+                           f"5 of MUSDB18 (mixture, drums, bass, other, vocals)")
+        audio = {stem: np.ascontiguousarray(streams[i]) for stem, i in _STEM_IDS.items()}
+    lengths = {k: v.shape[0] for k, v in audio.items()}
+    if len(set(lengths.values())) > 1:
+        raise BadTrack(f"track {name!r}: stems have different lengths "
+                       f"({', '.join(f'{k} {v}' for k, v in lengths.items())} samples)")
+    channels = {k: v.shape[1] for k, v in audio.items()}
+    if len(set(channels.values())) > 1 or max(channels.values()) > 2:
+        raise BadTrack(f"track {name!r}: stems must all be mono or all stereo, not "
+                       f"{', '.join(f'{k} {v}' for k, v in channels.items())} channels")
+    if next(iter(lengths.values())) == 0:
+        raise BadTrack(f"track {name!r} holds no audio samples")
+    for k, v in audio.items():
+        if not np.all(np.isfinite(v)):
+            raise BadTrack(f"track {name!r}: {k} holds NaN or infinite samples")
+    if MIXTURE not in audio:
+        audio[MIXTURE] = np.sum([audio[s] for s in STEMS], axis=0)
+    return audio, int(rate)
+
+
+def prepare_track(track: dict, wav: bool, cache: str, sample_rate: int, subtype: str) -> dict:
+    """Decode, resample and write one track into the cache; returns its ``track.json`` record."""
+    from waveunet_tf.audio import resample, write_wav
+    audio, rate = read_track(track, wav)
+    folder = Path(cache) / track["subset"] / track["name"]
+    length = None
+    for stem, x in audio.items():
+        y = resample(x, rate, sample_rate)
+        if subtype == "PCM_16":  # resampling can overshoot full scale; 16-bit PCM must not wrap
+            y = np.clip(y, -1.0, 32767 / 32768)
+        write_wav(folder / f"{stem}.wav", y, sample_rate, subtype=subtype)
+        length = y.shape[0]
+    record = {"name": track["name"], "subset": track["subset"], "length": int(length),
+              "channels": int(next(iter(audio.values())).shape[1]), "source_rate": rate,
+              "sample_rate": int(sample_rate), "subtype": subtype,
+              "dir": f"{track['subset']}/{track['name']}"}
+    from waveunet_tf.audio import atomic_write_text
+    atomic_write_text(folder / "track.json", json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _finished(cache: Path, track: dict, sample_rate: int, subtype: str) -> dict | None:
+    path = cache / track["subset"] / track["name"] / "track.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("sample_rate") != sample_rate or record.get("subtype") != subtype:
+        raise UserError(f"cache {cache} already holds {track['name']!r} at {record.get('sample_rate')} Hz "
+                        f"{record.get('subtype')}, not {sample_rate} Hz {subtype}; use another --cache")
+    if all((path.parent / f"{s}.wav").is_file() for s in (MIXTURE,) + STEMS):
+        return record
+    return None
+
+
+def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split: str = "musdb", jobs: int = 1,
+                  float_wav: bool = False, skip_bad: bool = False, progress: bool = False) -> dict:
+    """Prepare the WAV cache from a MUSDB18(-HQ) root; returns the manifest (also written as manifest.json).
+
+    Idempotent and resumable: finished tracks are skipped; every file is written under a temporary name and
+    renamed. A bad track raises :class:`UserError` naming it (tracks already written stay); with
+    ``skip_bad`` it is skipped and listed in the manifest's ``skipped``.
+    """
+    from waveunet_tf.audio import atomic_write_text
+    cache = Path(cache)
+    sample_rate = int(sample_rate)
+    if sample_rate < 1000:
+        raise UserError(f"sample rate must be at least 1000 Hz, not {sample_rate}")
+    if int(jobs) < 1:
+        raise UserError(f"--jobs must be at least 1, not {jobs}")
+    subtype = "FLOAT" if float_wav else "PCM_16"
+    if cache.exists() and not cache.is_dir():
+        raise UserError(f"cache {cache} exists and is not a folder")
+    manifest_path = cache / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("sample_rate") not in (None, sample_rate) or old.get("subtype") not in (None, subtype):
+            raise UserError(f"cache {cache} was prepared at {old.get('sample_rate')} Hz {old.get('subtype')}, not "
+                            f"{sample_rate} Hz {subtype}; use another --cache")
+    tracks = find_tracks(musdb_root, wav)
+    rule = assign_splits(tracks, split)
+    records, todo = {}, []
+    for t in tracks:
+        done = _finished(cache, t, sample_rate, subtype)
+        if done:
+            records[(t["subset"], t["name"])] = done
+        else:
+            todo.append(t)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), unit="track", desc="prepare")
+    skipped = []
+
+    def finish(t, fn):
+        try:
+            records[(t["subset"], t["name"])] = fn()
+        except UserError as e:
+            if not skip_bad:
+                raise UserError(f"{e} (tracks already prepared are kept; --skip-bad continues past bad "
+                                f"tracks)") from None
+            skipped.append({"name": t["name"], "subset": t["subset"], "error": str(e)})
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if int(jobs) == 1 or len(todo) <= 1:
+            for t in todo:
+                finish(t, lambda t=t: prepare_track(t, wav, str(cache), sample_rate, subtype))
+        else:
+            import multiprocessing
+            # spawn: the parent may hold TensorFlow's threads, which do not survive a fork
+            with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("spawn")) as ex:
+                futures = {ex.submit(prepare_track, t, wav, str(cache), sample_rate, subtype): t for t in todo}
+                for f in as_completed(futures):
+                    finish(futures[f], f.result)
+    finally:
+        if bar is not None:
+            bar.close()
+    listed = []
+    for t in tracks:
+        r = records.get((t["subset"], t["name"]))
+        if r is not None:
+            listed.append({"name": r["name"], "subset": r["subset"], "split": t["split"], "length": r["length"],
+                           "channels": r["channels"], "dir": r["dir"]})
+    if not listed:
+        raise UserError(f"no track of {musdb_root} could be prepared ({len(skipped)} bad)")
+    manifest = {"format": FORMAT, "sample_rate": sample_rate, "subtype": subtype, "stems": list(STEMS),
+                "split": split, "split_rule": rule, "source_root": os.path.abspath(musdb_root),
+                "source_format": "wav" if wav else "stem.mp4", "tracks": listed, "skipped": skipped}
+    cache.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+

@@ -1,0 +1,162 @@
+"""tf.data streams of padded-context excerpts from the WAV cache, ready for ``model.fit``.
+
+Windows are read lazily with tensorflow-io (``tfio.audio.AudioIOTensor`` slicing), one file per stem, so no
+track is ever held in memory whole. Where a window runs past a track's start or end it is zero-padded (the
+official code pads every track by the context, so its first and last samples are trained too).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from data_pipeline import augment as augmentation
+from data_pipeline import views
+from data_pipeline.cache import MIXTURE, open_cache
+
+
+def _window_reader(cache):
+    """``read(path, start, length, file_length) -> float32 [length, file_channels]``, zero-padded outside."""
+    import tensorflow as tf
+    import tensorflow_io as tfio
+    dtype = tf.as_dtype(cache.dtype)
+    scale = 1.0 / 32768.0 if dtype == tf.int16 else 1.0
+
+    def read(path, start, length, file_length):
+        lo = tf.clip_by_value(start, 0, file_length)
+        hi = tf.clip_by_value(start + length, 0, file_length)
+        # every window the streams ask for overlaps its track, so lo < hi here
+        audio = tfio.audio.AudioIOTensor(path, dtype=dtype)[lo:hi]
+        audio = tf.cast(audio, tf.float32) * scale
+        return tf.pad(audio, [[lo - start, start + length - hi], [0, 0]])
+
+    return read
+
+
+def _tables(cache, tracks, stems):
+    """Constant tensors: file paths [tracks, stems] and lengths [tracks] (int64)."""
+    import tensorflow as tf
+    paths = tf.constant([[str(cache.path(t, s)) for s in stems] for t in tracks])
+    lengths = tf.constant([int(t["length"]) for t in tracks], dtype=tf.int64)
+    return paths, lengths
+
+
+def _open_checked(cache, config, split):
+    cache = open_cache(cache) if isinstance(cache, (str, Path)) else cache
+    cache.check(config)
+    tracks = cache.tracks_in(split)
+    cache.warn_channels(config, tracks)
+    return cache, tracks
+
+
+def training_dataset(cache, config, batch_size: int, seed: int | None = None, augment: bool = True,
+                     split: str = "train"):
+    """An infinite stream of random training excerpts, batched for ``model.fit``.
+
+    Elements: ``(mixture [B, config.input_length, C], {source: [B, config.output_length, C]})`` float32, for
+    ``config.sources`` (``C = config.channels``). Each example picks a track with probability proportional to
+    its length and an output position uniformly over it; the input window adds the model's context on both
+    sides (zero-padded past the track's ends). The mixture is the sum of the (augmented) source windows and
+    each target is the centre ``output_length`` samples of its source window.
+
+    Augmentation (``augment=True``): each source times a gain from U(config.augment_gain_min, _max); if the
+    config asks, a random channel swap (``augment_channel_swap``) and sources drawn from different tracks
+    (``augment_remix``). The same ``seed`` gives the same stream; ``seed=None`` draws one at random.
+    """
+    import tensorflow as tf
+    if int(batch_size) < 1:
+        from waveunet_tf.errors import UserError
+        raise UserError(f"batch size must be at least 1, not {batch_size}")
+    cache, tracks = _open_checked(cache, config, split)
+    from waveunet_tf import shapes
+    left, _ = shapes.context(config)
+    in_len, out_len, channels = config.input_length, config.output_length, config.channels
+    wanted = views.task_stems(config, cache.stems)
+    stems = sorted({s for ss in wanted.values() for s in ss})
+    col = {s: i for i, s in enumerate(stems)}
+    paths, lengths = _tables(cache, tracks, stems)
+    read = _window_reader(cache)
+    # one read location per group of sources: all sources together, or one per source when remixing
+    remix = augment and config.augment_remix and len(wanted) > 1
+    groups = list(wanted) if remix else [None]
+    cumulative = tf.cast(tf.cumsum(lengths), tf.float64) / tf.cast(tf.reduce_sum(lengths), tf.float64)
+    seed = secrets.randbits(31) if seed is None else int(seed)
+    n_uniform = 2 * len(groups) + len(wanted) + 1
+
+    def example(index):
+        u = tf.random.stateless_uniform([n_uniform], seed=tf.stack([tf.constant(seed, tf.int64), index]),
+                                        dtype=tf.float64)
+        windows = {}
+        for g, group in enumerate(groups):
+            track = tf.minimum(tf.searchsorted(cumulative, u[2 * g: 2 * g + 1], side="right")[0],
+                               len(tracks) - 1)
+            length = lengths[track]
+            positions = tf.maximum(length - out_len, 0) + 1
+            out_start = tf.minimum(tf.cast(u[2 * g + 1] * tf.cast(positions, tf.float64), tf.int64), positions - 1)
+            for source in (wanted if group is None else [group]):
+                stem_windows = [read(paths[track, col[s]], out_start - left, in_len, length) for s in wanted[source]]
+                windows[source] = views.match_channels(views.combine(stem_windows), channels)
+        sources = list(wanted)
+        if augment:
+            extra = u[2 * len(groups):]
+            windows = augmentation.apply(windows, sources, extra, config)
+        mixture = tf.add_n([windows[s] for s in sources])
+        mixture = tf.ensure_shape(mixture, [in_len, channels])
+        targets = {s: tf.ensure_shape(windows[s][left:left + out_len], [out_len, channels]) for s in sources}
+        return mixture, targets
+
+    ds = tf.data.Dataset.counter()
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size), drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_windows(cache, config, split: str = "valid") -> list[tuple[int, int]]:
+    """``(track index in the split, output start)`` of every output window, hop = ``output_length``."""
+    cache, tracks = _open_checked(cache, config, split)
+    out_len = config.output_length
+    return [(i, start) for i, t in enumerate(tracks) for start in range(0, int(t["length"]), out_len)]
+
+
+def evaluation_steps(cache, config, split: str = "valid", batch_size: int = 16) -> int:
+    """Number of batches :func:`evaluation_dataset` yields (also ``int(dataset.cardinality())``)."""
+    n = len(evaluation_windows(cache, config, split))
+    return -(-n // int(batch_size))
+
+
+def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16):
+    """Every output window of every track of ``split``, in order: a finite, deterministic dataset.
+
+    Same elements as :func:`training_dataset`: ``(mixture [B, input_length, C], {source: [B, output_length,
+    C]})``, but the mixture is the cached mixture file (in MUSDB18 it differs from the sum of the stems by the
+    codec's error) and there is no augmentation. Windows hop by ``output_length``; the last window of a track
+    and the context around the track's ends are zero-padded. The last batch may be smaller. Its number of
+    batches: ``int(dataset.cardinality())`` or :func:`evaluation_steps`.
+    """
+    import tensorflow as tf
+    cache, tracks = _open_checked(cache, config, split)
+    from waveunet_tf import shapes
+    left, _ = shapes.context(config)
+    in_len, out_len, channels = config.input_length, config.output_length, config.channels
+    wanted = views.task_stems(config, cache.stems)
+    stems = [MIXTURE] + sorted({s for ss in wanted.values() for s in ss})
+    col = {s: i for i, s in enumerate(stems)}
+    paths, lengths = _tables(cache, tracks, stems)
+    read = _window_reader(cache)
+    windows = evaluation_windows(cache, config, split)
+    index = tf.constant([w[0] for w in windows], tf.int64)
+    start = tf.constant([w[1] for w in windows], tf.int64)
+
+    def example(track, out_start):
+        length = lengths[track]
+        mixture = views.match_channels(read(paths[track, col[MIXTURE]], out_start - left, in_len, length), channels)
+        targets = {}
+        for source, source_stems in wanted.items():
+            stem_windows = [read(paths[track, col[s]], out_start, out_len, length) for s in source_stems]
+            targets[source] = tf.ensure_shape(views.match_channels(views.combine(stem_windows), channels),
+                                              [out_len, channels])
+        return tf.ensure_shape(mixture, [in_len, channels]), targets
+
+    ds = tf.data.Dataset.from_tensor_slices((index, start))
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,32 @@
+"""Task views over the cache: which stems make each of a config's sources, and how channels are matched.
+
+- voice task (``accompaniment``, ``vocals``): accompaniment = bass + drums + other, clipped to [-1, 1] as the
+  official code builds it; vocals as cached.
+- multi-instrument task (``bass``, ``drums``, ``other``, ``vocals``): the stems as cached.
+- mono configs read the mean of the channels; a mono file feeding a stereo model is duplicated.
+"""
+
+from __future__ import annotations
+
+from data_pipeline.cache import source_stems
+
+
+def task_stems(config, stems) -> dict[str, list[str]]:
+    """``{source: [stem, ...]}`` for the config's sources, in its source order."""
+    return {source: source_stems(source, stems) for source in config.sources}
+
+
+def combine(windows):
+    """One source window [T, C] from its stem windows: the stem itself, or their sum clipped to [-1, 1]."""
+    import tensorflow as tf
+    if len(windows) == 1:
+        return windows[0]
+    return tf.clip_by_value(tf.add_n(windows), -1.0, 1.0)
+
+
+def match_channels(x, channels: int):
+    """[T, c] -> [T, channels]: mono takes the mean of the channels; a mono file is duplicated for stereo."""
+    import tensorflow as tf
+    if channels == 1:
+        return tf.reduce_mean(x, axis=1, keepdims=True)
+    return tf.broadcast_to(x, [tf.shape(x)[0], channels])
