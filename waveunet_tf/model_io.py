@@ -44,3 +44,16 @@ def load_model(path):
     except Exception as e:
         raise UserError(f"{file} is not a loadable Keras model: {str(e).splitlines()[0] if str(e) else e!r}") from None
     return model, config_of(model)
+
+
+def is_saved_model(path) -> bool:
+    return Path(path).is_dir() and (Path(path) / "saved_model.pb").is_file()
+
+
+def load_any_model(path):
+    """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
+    (model, WaveUNetConfig). For a SavedModel the model is a :class:`waveunet_tf.export.ServingModel`."""
+    if is_saved_model(path):
+        from waveunet_tf.export import load_saved_model
+        return load_saved_model(path)
+    return load_model(path)

@@ -1,0 +1,220 @@
+"""Whole-song separation: windows, stitching, resampling, and writing the stems.
+
+How a song is cut into windows (all lengths in samples at the model's rate):
+
+- The song is padded with the model's context, ``left`` zeros in front and zeros at the end, and windows of
+  input length ``W_in`` start every ``hop`` samples of the padded song. Window ``i`` predicts the song's samples
+  ``[i*hop, i*hop + W_out)``; its first ``hop`` outputs are kept, so the kept parts join without gap or overlap.
+- The network decimates ``num_layers`` times, so what it computes depends on where a window starts modulo
+  ``2**num_layers`` (the decimation phase). The ``default`` windows of a context model use a ``hop`` that is a
+  multiple of ``2**num_layers``: every window sees the same phase, and the stems do not depend on the window
+  length at all (measured: identical up to float rounding). The context is then paid once per long window
+  instead of once per 0.74 s, which is what makes whole songs fast.
+- ``paper`` windows reproduce the official prediction: the training window (e.g. M4: 147443 in, 16389 out),
+  ``hop = W_out``, so consecutive windows see different phases.
+- Models without context (M1, M2) were trained on windows zero-padded at their edges ("same" convolutions);
+  they always use their training window (``W_in = W_out = hop``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from waveunet_tf import shapes
+from waveunet_tf.errors import UserError
+
+WINDOWS = ("default", "paper")
+
+# Output seconds per default window of a context model. Measured with `waveunet bench inference` (M4, 2 cores):
+# longer windows gain little speed and cost memory linearly (see README, "Inference speed").
+DEFAULT_WINDOW_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Windows of ``input_length`` samples every ``hop`` samples of the padded song, ``count`` of them.
+
+    ``left`` zeros pad the song's front; the padded song is ``padded_length`` samples long.
+    """
+
+    input_length: int
+    output_length: int
+    hop: int
+    count: int
+    left: int
+    padded_length: int
+
+
+def piece_extra(cfg) -> int:
+    """Extra right context a grid-aligned piece needs: valid output lengths are ``out0 + k*2**L``, so a window
+    whose output covers ``n`` (a multiple of ``2**L``) samples exactly produces ``n + piece_extra`` samples."""
+    if not cfg.context:
+        return 0
+    out0 = shapes.lengths_for_bottleneck(cfg, shapes.min_bottleneck(cfg))[1]
+    return out0 % shapes.step(cfg)
+
+
+def default_hop(cfg) -> int:
+    """The default window's hop: about ``DEFAULT_WINDOW_SECONDS`` of output, a multiple of ``2**num_layers``
+    (context models); the training window for models without context."""
+    if not cfg.context:
+        return cfg.input_length
+    s = shapes.step(cfg)
+    return max(s, int(DEFAULT_WINDOW_SECONDS * cfg.sample_rate) // s * s)
+
+
+def plan_windows(cfg, length: int, window="default") -> WindowPlan:
+    """How to cut a song of ``length`` samples (model rate) into windows.
+
+    ``window``: ``"default"`` (long phase-aligned windows), ``"paper"`` (the training window), or an integer hop
+    (a multiple of ``2**num_layers``, context models only; for tests and benchmarks).
+    """
+    left, right = shapes.context(cfg)
+    if length < 1:
+        raise UserError("cannot separate an empty signal")
+    if not cfg.context:
+        hop = w_in = w_out = cfg.input_length
+    elif window == "paper":
+        w_in, w_out = cfg.input_length, cfg.output_length
+        hop = w_out
+    else:
+        s = shapes.step(cfg)
+        if window == "default":
+            hop = default_hop(cfg)
+        elif isinstance(window, (int, np.integer)) and not isinstance(window, bool) and window > 0 and window % s == 0:
+            hop = int(window)
+        else:
+            raise UserError(f"window must be one of {', '.join(WINDOWS)} or a positive multiple of {s}, "
+                            f"not {window!r}")
+        hop = min(hop, math.ceil(length / s) * s)  # a short song: one window just long enough
+        w_out = hop + piece_extra(cfg)
+        w_in = w_out + left + right
+    count = math.ceil(length / hop)
+    return WindowPlan(w_in, w_out, hop, count, left, (count - 1) * hop + w_in)
+
+
+# one compiled forward pass per model: [1, time, channels] -> {source: [1, time_out, channels]}
+_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _runner(model, channels: int):
+    import tensorflow as tf
+    fn = _RUNNERS.get(model)
+    if fn is None:
+        fn = tf.function(lambda x: model(x, training=False),
+                         input_signature=[tf.TensorSpec([1, None, channels], tf.float32)], reduce_retracing=True)
+        _RUNNERS[model] = fn
+    return fn
+
+
+def separate_model_rate(model, cfg, audio: np.ndarray, window="default", progress=None) -> dict:
+    """Separate ``audio`` float32 [T, cfg.channels] at the model's rate -> ``{source: float32 [T, channels]}``.
+
+    ``progress(samples_done)`` is called after each window with the number of song samples it completed.
+    """
+    length = audio.shape[0]
+    plan = plan_windows(cfg, length, window)
+    padded = np.zeros((plan.padded_length, cfg.channels), np.float32)
+    padded[plan.left:plan.left + length] = audio
+    run = _runner(model, cfg.channels)
+    out = {s: np.empty((plan.count * plan.hop, cfg.channels), np.float32) for s in cfg.sources}
+    for i in range(plan.count):
+        start = i * plan.hop
+        pred = run(padded[None, start:start + plan.input_length])
+        for s in cfg.sources:
+            out[s][start:start + plan.hop] = pred[s].numpy()[0, :plan.hop]
+        if progress is not None:
+            progress(min(plan.hop, length - start))
+    return {s: v[:length] for s, v in out.items()}
+
+
+def separate_array(model, config, audio, rate, window="default", progress=None) -> dict:
+    """Separate a song held in memory.
+
+    ``audio``: float32 [T, C_in] at ``rate`` Hz, any channel count. Resampled to ``config.sample_rate``;
+    channels matched as the official code (mono model: mean of the channels, the estimate duplicated back to
+    C_in; stereo model and mono input: duplicated, the estimates averaged back to mono); separated; each
+    source resampled back. Returns ``{source: float32 [T, C_in]}`` at ``rate``, exactly T samples.
+    ``progress(seconds_done)`` (optional) is called with the seconds of audio each window completed.
+    An all-silent input gives silent stems (the network's biases would otherwise invent sound).
+    """
+    from waveunet_tf.audio import match_channels, resample
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
+        raise UserError(f"audio must be [time, channels] with at least one sample, not shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise UserError("the audio holds NaN or infinite samples")
+    length, channels = audio.shape
+    if not np.any(audio):
+        return {s: np.zeros_like(audio) for s in config.sources}
+    x = match_channels(resample(audio, rate, config.sample_rate), config.channels)
+    step_progress = None
+    if progress is not None:
+        def step_progress(n):
+            progress(n / config.sample_rate)
+    est = separate_model_rate(model, config, x, window, step_progress)
+    result = {}
+    for source, y in est.items():
+        if y.shape[1] != channels:
+            y = y.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(y, channels, axis=1)
+        y = resample(y, config.sample_rate, rate)
+        if y.shape[0] < length:  # resampling rounds the length; pad or cut to the input's exact length
+            y = np.concatenate([y, np.zeros((length - y.shape[0], channels), np.float32)])
+        result[source] = np.ascontiguousarray(y[:length], dtype=np.float32)
+    return result
+
+
+def song_name(path) -> str:
+    """``OUT/<song>/``: the file name without its audio extensions (``x.stem.mp4`` -> ``x``)."""
+    name = Path(path).name
+    for suffix in reversed(Path(path).suffixes):
+        if len(suffix) <= 5 and name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name or Path(path).name
+
+
+def separate_files(paths, model_path, out_dir, force=False, window="default") -> list[Path]:
+    """``waveunet separate``: write ``out_dir/<song>/<source>.wav`` for each audio file, at the input's rate and
+    exact length (PCM float, so nothing is clipped). Existing stems are kept unless ``force``. Returns the
+    folders written. A progress bar in seconds of audio goes to stderr."""
+    from tqdm import tqdm
+
+    from waveunet_tf.audio import load_audio, write_wav
+    from waveunet_tf.model_io import load_any_model
+    paths = [Path(p) for p in paths]
+    out_dir = Path(out_dir)
+    names = [song_name(p) for p in paths]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserError(f"two inputs would write the same folder {out_dir / dupes[0]}; separate them in two calls")
+    for p in paths:
+        if not p.is_file():
+            raise UserError(f"{p} does not exist or is not a file")
+    model, cfg = load_any_model(model_path)
+    if not force:
+        for p, n in zip(paths, names):
+            existing = [out_dir / n / f"{s}.wav" for s in cfg.sources if (out_dir / n / f"{s}.wav").exists()]
+            if existing:
+                raise UserError(f"{existing[0]} exists; pass --force to overwrite")
+    written = []
+    for p, n in zip(paths, names):
+        audio, rate = load_audio(p)
+        if not np.any(audio):
+            print(f"waveunet separate: note: {p} is all silence; writing silent stems", file=sys.stderr)
+        with tqdm(total=round(audio.shape[0] / rate, 1), unit="s", desc=n[:30], file=sys.stderr,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]",
+                  disable=None) as bar:
+            stems = separate_array(model, cfg, audio, rate, window=window,
+                                   progress=lambda sec: bar.update(min(sec, bar.total - bar.n)))
+        for s in cfg.sources:
+            write_wav(out_dir / n / f"{s}.wav", stems[s], rate, subtype="FLOAT")
+        written.append(out_dir / n)
+    return written
