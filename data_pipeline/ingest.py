@@ -70,9 +70,9 @@ def find_tracks(root, wav: bool) -> list[dict]:
     if not tracks:
         if wav:
             hint = " (for MUSDB18 .stem.mp4 files leave out --wav)" if list(root.glob("*/*.stem.mp4")) else ""
-            raise UserError(f"{root} holds no track folders under {' or '.join(subsets)}/{hint}")
+            raise UserError(f"{root} holds no track folders under {' or '.join(s + '/' for s in subsets)}{hint}")
         hint = " (for MUSDB18-HQ WAV folders pass --wav)" if list(root.glob("*/*/*.wav")) else ""
-        raise UserError(f"{root} holds no .stem.mp4 files under {' or '.join(subsets)}/{hint}")
+        raise UserError(f"{root} holds no .stem.mp4 files under {' or '.join(s + '/' for s in subsets)}{hint}")
     return tracks
 
 

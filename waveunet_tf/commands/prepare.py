@@ -1,0 +1,62 @@
+HELP = "decode MUSDB18 / MUSDB18-HQ once into a WAV cache at the model's sample rate (resumable)"
+
+DESCRIPTION = """Decode MUSDB18 (ROOT/{train,test}/<track>.stem.mp4) or, with --wav, MUSDB18-HQ
+(ROOT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav, or your own folders laid out the same way;
+a missing mixture.wav is taken as the sum of the stems) into a cache of one WAV per source and track at
+--sample-rate (resampled with soxr), plus manifest.json:
+
+  CACHE/manifest.json                 sample rate, WAV subtype, split rule, and per track: name, subset
+                                      (train/test), split (train/valid/test), length, channels
+  CACHE/<subset>/<track>/<stem>.wav   mixture, bass, drums, other, vocals
+  CACHE/<subset>/<track>/track.json   written last: the track is finished
+
+Resumable: every file is written under a temporary name and renamed, and finished tracks are skipped, so an
+interrupted run continues where it stopped. A bad track (missing stem, stems of different lengths or sample
+rates, an unreadable file) stops the run with one line naming it; tracks already prepared are kept;
+--skip-bad continues past bad tracks and lists them at the end.
+
+Validation splits (--split):
+  musdb  the musdb package's official validation split (14 of the 100 train tracks). On a root whose train
+         tracks are not MUSDB18's (your own data, `waveunet synth`), the last quarter of the train tracks by
+         sorted name become validation tracks (at least one when there are two or more); the manifest's
+         split_rule says which rule was used.
+  paper  25 validation tracks drawn from the train tracks with a fixed seed (a quarter of them when there are
+         fewer than 100), as the paper did. The paper's exact list was never published: this is a draw of the
+         same size, not the same tracks."""
+
+
+def add_arguments(p):
+    p.add_argument("--musdb-root", required=True, metavar="ROOT", help="MUSDB18 or MUSDB18-HQ root folder")
+    p.add_argument("--wav", action="store_true", help="ROOT is MUSDB18-HQ (WAV folders), not .stem.mp4 files")
+    p.add_argument("--cache", required=True, metavar="CACHE", help="cache folder to create or resume")
+    p.add_argument("--sample-rate", type=int, default=22050, metavar="SR",
+                   help="sample rate of the cache: the model's (default 22050; 44100 for M5-HighSR)")
+    p.add_argument("--split", choices=("musdb", "paper"), default="musdb",
+                   help="how validation tracks are chosen from the train tracks (default musdb; see above)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="tracks prepared in parallel (default 1)")
+    p.add_argument("--float", dest="float_wav", action="store_true",
+                   help="write 32-bit float WAVs instead of 16-bit PCM (twice the size)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip tracks that cannot be read, list them at the end, and go on")
+
+
+def run(args):
+    import sys
+
+    from waveunet_tf.errors import UsageError
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.sample_rate < 1000:
+        raise UsageError(f"--sample-rate must be at least 1000 Hz, not {args.sample_rate}")
+    from data_pipeline.ingest import prepare_cache
+    manifest = prepare_cache(args.musdb_root, args.cache, args.sample_rate, wav=args.wav, split=args.split,
+                             jobs=args.jobs, float_wav=args.float_wav, skip_bad=args.skip_bad, progress=True)
+    counts = {s: sum(t["split"] == s for t in manifest["tracks"]) for s in ("train", "valid", "test")}
+    print(f"cache {args.cache}: {counts['train']} train, {counts['valid']} valid, {counts['test']} test tracks at "
+          f"{manifest['sample_rate']} Hz ({manifest['split_rule']})", file=sys.stderr)
+    if manifest["skipped"]:
+        print(f"skipped {len(manifest['skipped'])} bad track(s):", file=sys.stderr)
+        for bad in manifest["skipped"]:
+            print(f"  {bad['subset']}/{bad['name']}: {bad['error']}", file=sys.stderr)
+    print(args.cache)
+    return 0
