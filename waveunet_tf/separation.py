@@ -118,6 +118,8 @@ def separate_model_rate(model, cfg, audio: np.ndarray, window="default", progres
 
     ``progress(samples_done)`` is called after each window with the number of song samples it completed.
     """
+    if hasattr(model, "separate_model_rate"):  # an exported SavedModel (waveunet_tf.export.ServingModel)
+        return model.separate_model_rate(audio, window, progress)
     length = audio.shape[0]
     plan = plan_windows(cfg, length, window)
     padded = np.zeros((plan.padded_length, cfg.channels), np.float32)
@@ -132,6 +134,23 @@ def separate_model_rate(model, cfg, audio: np.ndarray, window="default", progres
         if progress is not None:
             progress(min(plan.hop, length - start))
     return {s: v[:length] for s, v in out.items()}
+
+
+def song_pieces(audio, left: int, right: int, multiple: int, chunk: int):
+    """Cut a song [T, C] into pieces for the SavedModel's ``piece`` signature (or a server).
+
+    Yields ``(start, n, piece)``: the piece's centre is the song's samples ``[start, start + n)``, ``start`` a
+    multiple of ``multiple``; ``piece`` carries ``left`` samples before it and ``right`` after it (zeros beyond
+    the song's ends), so the centres the network returns join exactly. ``chunk`` is rounded down to a multiple
+    of ``multiple`` (at least one).
+    """
+    length, channels = audio.shape
+    chunk = max(multiple, int(chunk) // multiple * multiple)
+    padded = np.concatenate([np.zeros((left, channels), np.float32), np.asarray(audio, np.float32),
+                             np.zeros((right, channels), np.float32)])
+    for start in range(0, length, chunk):
+        n = min(chunk, length - start)
+        yield start, n, padded[start:start + left + n + right]
 
 
 def separate_array(model, config, audio, rate, window="default", progress=None) -> dict:
