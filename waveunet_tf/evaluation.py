@@ -1,0 +1,285 @@
+"""``waveunet evaluate``: separate every track of a MUSDB18 subset, score it with museval (BSSEval v4, 1-second
+windows and hops) and aggregate the scores as the paper and SiSEC 2018 did.
+
+What it writes under ``OUT`` (the run directory by default):
+
+- ``<subset>/<track>/<source>.wav``: the estimates, in the musdb layout (16-bit WAV at the track's rate);
+- ``scores/<subset>/<track>.json``: museval's per-track score file (the format of the SiSEC 2018 submissions);
+- ``baseline/<subset>/<track>.json``: the same for the mixture scored as every source's estimate, the floor a
+  separator has to beat;
+- ``results.json`` and ``baseline.json`` (both aggregates, see :mod:`waveunet_tf.statistics`), ``results.md``
+  (the paper's table with the baseline and published numbers) and ``sdr.png`` (SDR box plots per source);
+- ``evaluation.json``: which model and data the scores belong to.
+
+Every file is written atomically and a track whose score file exists is skipped, so an interrupted evaluation
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from waveunet_tf.errors import UserError
+
+SCORES_DIR = "scores"
+BASELINE_DIR = "baseline"
+
+
+# --- checking what the user gave us --------------------------------------------------------------------------
+def check_musdb_root(root, subset: str, wav: bool) -> Path:
+    """Fail with one line unless ``root/subset`` holds tracks in the layout ``wav`` says (MUSDB18-HQ folders of
+    WAV files, or MUSDB18 ``.stem.mp4`` files)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"MUSDB root {root} is not a folder")
+    folder = root / subset
+    if not folder.is_dir():
+        raise UserError(f"MUSDB root {root} has no {subset!r} subset: expected the folder {folder}")
+    hq = [p for p in folder.iterdir() if (p / "mixture.wav").is_file()]
+    stems = list(folder.glob("*.stem.mp4"))
+    if wav and not hq:
+        hint = " (it holds .stem.mp4 files: drop --wav)" if stems else ""
+        raise UserError(f"{folder} holds no MUSDB18-HQ tracks (<track>/mixture.wav){hint}")
+    if not wav and not stems:
+        hint = " (it holds WAV track folders: add --wav)" if hq else ""
+        raise UserError(f"{folder} holds no MUSDB18 tracks (<track>.stem.mp4){hint}")
+    return root
+
+
+def check_writable(folder) -> Path:
+    """Create ``folder`` if needed and make sure we can write there; else one line saying so."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
+    return folder
+
+
+def default_out(model_path) -> Path:
+    """A run directory evaluates into itself; ``x.keras`` into ``x-evaluation/`` beside it."""
+    p = Path(model_path)
+    return p if p.is_dir() else p.with_name(p.stem + "-evaluation")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _claim_out(out: Path, record: dict, force: bool) -> None:
+    """Scores in ``out`` belong to one model and one dataset: refuse to mix them with another's (unless
+    ``force``, which discards the old scores)."""
+    from waveunet_tf.audio import atomic_write_text
+    path = out / "evaluation.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        keys = ("model_sha256", "musdb_root", "wav", "subset")
+        if any(old.get(k) != record[k] for k in keys) and not force:
+            what = next(k for k in keys if old.get(k) != record[k])
+            raise UserError(f"{out} holds an evaluation with another {what.replace('_sha256', '')} "
+                            f"({old.get(what)!r}); pass --force to discard it, or choose another --out")
+        if force:
+            import shutil
+            for d in (out / SCORES_DIR, out / BASELINE_DIR, out / record["subset"]):
+                shutil.rmtree(d, ignore_errors=True)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+# --- one track --------------------------------------------------------------------------------------------
+def _write_scores(store, path: Path) -> None:
+    """museval's JSON of one track, validated against its schema, written atomically."""
+    from waveunet_tf.audio import atomic_write_text
+    store.validate()
+    atomic_write_text(path, store.json + "\n")
+
+
+def _estimates(track, model, config, folder: Path) -> dict:
+    """The model's estimates of one track at its rate and length: read back if an earlier run wrote them all,
+    else separated and written."""
+    from waveunet_tf.audio import load_audio, match_channels, write_wav
+    from waveunet_tf.separation import separate_array
+    files = {s: folder / f"{s}.wav" for s in config.sources}
+    mixture = np.asarray(track.audio, dtype=np.float32)
+    if all(f.is_file() for f in files.values()):
+        est = {s: load_audio(f)[0] for s, f in files.items()}
+        if all(e.shape == mixture.shape for e in est.values()):
+            return est
+    est = separate_array(model, config, mixture, track.rate)
+    for s in config.sources:
+        y = np.clip(match_channels(est[s], mixture.shape[1]), -1.0, 1.0)  # 16-bit files: nothing may wrap
+        write_wav(files[s], y, track.rate)
+    # score what the files hold, so a resumed evaluation scores exactly the same estimates
+    return {s: load_audio(f)[0] for s, f in files.items()}
+
+
+def evaluate_track(track, model, config, out: Path, subset: str, baseline: bool = True) -> bool:
+    """Separate and score one track (and score the mixture baseline); returns False if it was already done."""
+    import museval
+    score_path = out / SCORES_DIR / subset / f"{track.name}.json"
+    base_path = out / BASELINE_DIR / subset / f"{track.name}.json"
+    did = False
+    if not score_path.is_file():
+        est = _estimates(track, model, config, out / subset / track.name)
+        _write_scores(museval.eval_mus_track(track, est, win=1.0, hop=1.0), score_path)
+        did = True
+    if baseline and not base_path.is_file():
+        mixture = np.asarray(track.audio, dtype=np.float32)
+        _write_scores(museval.eval_mus_track(track, {s: mixture for s in config.sources}, win=1.0, hop=1.0),
+                      base_path)
+        did = True
+    return did
+
+
+# --- aggregation ------------------------------------------------------------------------------------------
+def median_sdr_gain(results: dict, baseline: dict) -> dict:
+    """{source: our median SDR minus the mixture baseline's} (paper's pooled aggregate), in dB."""
+    gain = {}
+    for s, per_metric in results["paper"].items():
+        ours = per_metric["SDR"]["median"]
+        base = baseline["paper"].get(s, {}).get("SDR", {}).get("median")
+        gain[s] = None if ours is None or base is None else ours - base
+    return gain
+
+
+def _plot(out: Path, tracks: dict, base_tracks: dict, label: str) -> None:
+    """``sdr.png``: a box per source of the pooled SDR frames (as the paper's figures), the mixture baseline
+    beside each."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from waveunet_tf.audio import atomic_path
+    from waveunet_tf.statistics import ordered_sources, pooled_frames
+    sources = ordered_sources({s for t in tracks.values() for s in t})
+    data, labels, colors = [], [], []
+    for s in sources:
+        data.append(pooled_frames(tracks, s))
+        labels.append(f"{s}\n{label}")
+        colors.append("tab:blue")
+        if base_tracks:
+            data.append(pooled_frames(base_tracks, s))
+            labels.append(f"{s}\nmixture")
+            colors.append("lightgray")
+    fig, ax = plt.subplots(figsize=(1.6 * len(data) + 1.5, 4.5))
+    boxes = ax.boxplot(data, patch_artist=True, showmeans=True, flierprops={"markersize": 2})
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    for patch, color in zip(boxes["boxes"], colors):
+        patch.set_facecolor(color)
+    ax.set_ylabel("SDR (dB), 1-s frames")
+    ax.set_title(f"BSSEval v4 SDR per source, {len(tracks)} tracks (triangle: mean)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out / "sdr.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _metrics_md(stats: dict) -> str:
+    from waveunet_tf.statistics import METRICS
+    lines = ["| source | metric | median | MAD | mean | SD | SiSEC |", "|---|---|---:|---:|---:|---:|---:|"]
+
+    def f(x):
+        return f"{x:.2f}" if x is not None else "-"
+    for s, per_metric in stats["paper"].items():
+        for m in METRICS:
+            p = per_metric[m]
+            lines.append(f"| {s} | {m} | {f(p['median'])} | {f(p['mad'])} | {f(p['mean'])} | {f(p['sd'])} | "
+                         f"{f(stats['sisec'][s][m])} |")
+    return "\n".join(lines)
+
+
+def _gain_line(gain: dict) -> str:
+    return ", ".join(f"{s} {g:+.2f} dB" if g is not None else f"{s} -" for s, g in gain.items())
+
+
+def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
+    """Aggregate the score files under ``out`` into ``results.json``, ``baseline.json``, ``results.md`` and
+    ``sdr.png``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic vs real tracks)
+    to ``results.md`` and ``groups.json``. Returns ``{"results", "baseline", "gain", "groups"}``."""
+    from waveunet_tf.audio import atomic_write_text
+    from waveunet_tf.statistics import aggregate, load_scores
+    from waveunet_tf.table import build_rows, format_markdown
+    out = Path(out)
+    tracks = load_scores(out / SCORES_DIR)
+    base_tracks = load_scores(out / BASELINE_DIR) if (out / BASELINE_DIR).is_dir() else {}
+    results = aggregate(tracks)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+    baseline = gain = None
+    if base_tracks:
+        baseline = aggregate(base_tracks)
+        atomic_write_text(out / "baseline.json", json.dumps(baseline, indent=1) + "\n")
+        gain = median_sdr_gain(results, baseline)
+    group_docs = {}
+    for title, names in (groups or {}).items():
+        r = aggregate(tracks, only=names)
+        b = aggregate(base_tracks, only=names) if base_tracks else None
+        group_docs[title] = {"tracks": sorted(set(names) & set(tracks)), "results": r, "baseline": b,
+                             "gain": median_sdr_gain(r, b) if b else None}
+    if group_docs:
+        atomic_write_text(out / "groups.json", json.dumps(group_docs, indent=1) + "\n")
+
+    md = [f"# Evaluation of {label}", "",
+          f"{results['tracks']} tracks, museval BSSEval v4 (1-s windows and hops). Scores per track: "
+          f"`{SCORES_DIR}/`, estimates in the musdb layout beside them. Box plots: `sdr.png`.", "",
+          "## SDR (dB), the paper's table", "", format_markdown(build_rows([out]))]
+    if gain:
+        md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(gain)}."]
+    for title, g in group_docs.items():
+        md += ["", f"## {title} ({len(g['tracks'])} tracks: {', '.join(g['tracks'])})", "", _metrics_md(g["results"])]
+        if g["gain"]:
+            md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(g['gain'])}."]
+    md += ["", "## All metrics, all tracks", "", _metrics_md(results)]
+    if baseline:
+        md += ["", "## All metrics, the mixture as every source's estimate", "", _metrics_md(baseline)]
+    atomic_write_text(out / "results.md", "\n".join(md) + "\n")
+    _plot(out, tracks, base_tracks, label)
+    return {"results": results, "baseline": baseline, "gain": gain, "groups": group_docs}
+
+
+# --- the whole evaluation ---------------------------------------------------------------------------------
+def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = "test", force: bool = False,
+             baseline: bool = True, groups: dict | None = None) -> dict:
+    """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory
+    or ``.keras`` file), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``."""
+    from tqdm import tqdm
+
+    from waveunet_tf.model_io import load_model, resolve_keras_path
+    root = check_musdb_root(musdb_root, subset, wav)
+    keras_file = resolve_keras_path(model_path)
+    out = check_writable(out if out is not None else default_out(model_path))
+    model, config = load_model(keras_file)
+    import musdb
+    db = musdb.DB(root=str(root), is_wav=wav, subsets=subset)
+    if not db.tracks:
+        raise UserError(f"musdb found no tracks in {root / subset}")
+    missing = [s for s in config.sources if s not in db.tracks[0].targets]
+    if missing:
+        raise UserError(f"the model separates {', '.join(config.sources)}, but MUSDB has no target "
+                        f"{missing[0]!r} (it has {', '.join(db.tracks[0].targets)})")
+    _claim_out(out, {"model": str(keras_file.resolve()), "model_sha256": _sha256(keras_file),
+                     "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}, force)
+    if not (out / "config.json").is_file():  # so `waveunet table` can name the row after the variant
+        config.to_json(out / "config.json")
+    with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
+        for track in bar:
+            bar.set_postfix_str(track.name[:30])
+            evaluate_track(track, model, config, out, subset, baseline=baseline)
+    summary = summarize(out, groups=groups, label=config.name)
+    summary["out"] = out
+    return summary
