@@ -66,6 +66,7 @@ class RunState:
     step: int = 0  # optimizer steps, both stages
     epoch_step: int = 0  # steps into the unfinished epoch
     epoch_loss_sum: float = 0.0  # sum of the unfinished epoch's step losses
+    epoch_examples: int = 0  # examples trained on in the unfinished epoch
     epoch_input_wait_s: float = 0.0
     epoch_seconds: float = 0.0
     data_seed: int = 0  # seed of the current stretch of the data stream (worker i uses data_seed + i)
@@ -73,6 +74,7 @@ class RunState:
     best_checkpoint: str = ""
     finished: bool = False
     stop_reason: str = ""
+    fingerprint: str = ""  # sha256 of the weights the run ended with (the same on every worker)
     stage_starts: list = dataclasses.field(default_factory=lambda: [0])  # epoch at which each stage began
     history: list = dataclasses.field(default_factory=list)
 
@@ -108,6 +110,15 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def weights_fingerprint(model) -> str:
+    """sha256 of every weight's bytes, in order: equal fingerprints mean identical weights."""
+    import hashlib
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()[:16]
 
 
 # --- the step: one code path for every strategy --------------------------------------------------------
@@ -164,12 +175,13 @@ class Trainer:
     def _replica_step(self, mixture, targets, global_batch):
         loss, grads = self._gradients(mixture, targets, global_batch)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return loss
+        return loss, self.tf.cast(self.tf.shape(mixture)[0], self.tf.float32)
 
     def _train_step_fn(self, batch, global_batch):
         mixture, targets = batch
-        per_replica = self.strategy.run(self._replica_step, args=(mixture, targets, global_batch))
-        return self.strategy.reduce(self.tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        loss, examples = self.strategy.run(self._replica_step, args=(mixture, targets, global_batch))
+        sum_ = self.tf.distribute.ReduceOp.SUM
+        return self.strategy.reduce(sum_, loss, axis=None), self.strategy.reduce(sum_, examples, axis=None)
 
     def _eval_step_fn(self, batch):
         tf = self.tf
@@ -182,9 +194,10 @@ class Trainer:
         sum_ = tf.distribute.ReduceOp.SUM
         return self.strategy.reduce(sum_, total, axis=None), self.strategy.reduce(sum_, count, axis=None)
 
-    def train_step(self, batch, global_batch: int) -> float:
-        """One optimizer step on a distributed batch; returns the mean loss over the global batch."""
-        return float(self._train_step(batch, self.tf.constant(float(global_batch))))
+    def train_step(self, batch, global_batch: int) -> tuple[float, int]:
+        """One optimizer step on a distributed batch -> (mean loss over the global batch, examples in it)."""
+        loss, examples = self._train_step(batch, self.tf.constant(float(global_batch)))
+        return float(loss), int(examples)
 
     def distribute(self, dataset_fn):
         return self.strategy.distribute_datasets_from_function(dataset_fn)
@@ -192,16 +205,21 @@ class Trainer:
     def training_stream(self, dataset_fn, global_batch: int, seed: int):
         """An iterator over distributed training batches: each input pipeline (worker) gets its share of the
         global batch and its own seed (``seed + pipeline id``), so workers draw different excerpts."""
-        from waveunet_tf.distribute import worker_seed
         if global_batch % self.num_replicas:
             raise UserError(f"the batch size {global_batch} must be a multiple of the number of replicas "
                             f"({self.num_replicas}): the config's batch_size is the global batch")
+
+        return iter(self.distribute(self.pipeline_fn(dataset_fn, global_batch, seed)))
+
+    def pipeline_fn(self, dataset_fn, global_batch: int, seed: int):
+        """The function ``distribute_datasets_from_function`` calls once per input pipeline (worker)."""
+        from waveunet_tf.distribute import worker_seed
 
         def fn(ctx):
             ds = dataset_fn(ctx.get_per_replica_batch_size(global_batch), worker_seed(seed, ctx.input_pipeline_id))
             return ds.prefetch(self.tf.data.AUTOTUNE)
 
-        return iter(self.distribute(fn))
+        return fn
 
     def evaluate(self, dataset_fn, global_batch: int) -> float:
         """Mean per-example loss over a finite dataset (every validation window), shared among the workers."""
@@ -221,16 +239,18 @@ class Trainer:
         self.optimizer.learning_rate.assign(lr)
 
     def agree(self, values) -> bool:
-        """Whether every worker holds the same numbers (e.g. the step it resumed from)."""
+        """Whether every worker holds the same numbers (e.g. the step it resumed from): the mean over replicas
+        equals this worker's value and the variance is zero."""
         tf = self.tf
-        x = tf.constant([float(v) for v in values])
+        x = tf.constant([float(v) for v in values], tf.float64)
 
-        def replica():
-            return tf.stack([x, x * x])
+        @tf.function
+        def moments():
+            per_replica = self.strategy.run(lambda: tf.stack([x, x * x]))
+            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
-        total = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, self.strategy.run(replica), axis=None).numpy()
-        mean, mean_sq = total[0], total[1]
-        return bool(((mean_sq - mean * mean) <= 1e-6 * (1 + mean_sq)).all() and (abs(mean - x.numpy()) < 1e-6).all())
+        mean, mean_sq = moments().numpy()
+        return bool((abs(mean_sq - mean * mean) <= 1e-9 * (1 + mean_sq)).all() and (abs(mean - x.numpy()) < 1e-9).all())
 
 
 # --- the run directory ---------------------------------------------------------------------------------
@@ -330,13 +350,14 @@ class _Run:
         """Save model + optimizer under a new name, then atomically point ``state.json`` at it."""
         s = self.state
         s.checkpoint = self._write_checkpoint(f"ckpt-{s.step:09d}-{s.epoch:05d}-{s.stage}")
-        if not self.cluster.is_chief:
-            self._prune()
-            return
-        from waveunet_tf.audio import atomic_write_text
-        atomic_write_text(self.run_dir / STATE_FILE, json.dumps(dataclasses.asdict(s), indent=1) + "\n")
-        write_history_csv(self.run_dir / "history.csv", s.history)
+        self._write_state()
         self._prune()
+
+    def _write_state(self) -> None:
+        if self.cluster.is_chief:
+            from waveunet_tf.audio import atomic_write_text
+            atomic_write_text(self.run_dir / STATE_FILE, json.dumps(dataclasses.asdict(self.state), indent=1) + "\n")
+            write_history_csv(self.run_dir / "history.csv", self.state.history)
 
     def _prune(self) -> None:
         keep = {self.state.checkpoint, self.state.best_checkpoint}
@@ -358,11 +379,12 @@ class _Run:
     def restore(self, source_dir: Path) -> None:
         """Continue from the state's checkpoint in ``source_dir`` (the run dir: every worker reads the chief's)."""
         s = self.state
-        self._read_checkpoint(s.best_checkpoint, source_dir)
-        if self.cluster.is_chief:  # best.keras may be older than the state if the kill came between them
-            self._export_best()
-        if not self.cluster.is_chief:  # keep a private copy of the best weights for the stage switch
-            self._write_checkpoint(s.best_checkpoint)
+        if s.best_checkpoint:
+            self._read_checkpoint(s.best_checkpoint, source_dir)
+            if self.cluster.is_chief:  # best.keras may be older than the state if the kill came between them
+                self._export_best()
+            else:  # a private copy of the best weights, for the stage switch
+                self._write_checkpoint(s.best_checkpoint)
         self._read_checkpoint(s.checkpoint, source_dir)
 
     # the protocol
@@ -406,6 +428,8 @@ class _Run:
             if stream is None:
                 stream = self.t.training_stream(self.train_data, batch_size, s.data_seed)
             self.run_epoch(stream, batch_size)
+        s.fingerprint = weights_fingerprint(self.t.model)
+        self._write_state()
         if self.cluster.is_chief and s.history:
             plot_loss(self.run_dir / "loss.png", s.history, s.stage_starts)
         if self.writer is not None:
@@ -429,12 +453,13 @@ class _Run:
             t0 = time.perf_counter()
             batch = next(stream)
             t1 = time.perf_counter()
-            loss = self.t.train_step(batch, batch_size)
+            loss, examples = self.t.train_step(batch, batch_size)
             t2 = time.perf_counter()
             if not math.isfinite(loss):
                 raise UserError(f"the training loss became {loss} at step {s.step + 1}; lower the learning rate")
             s.step, s.epoch_step = s.step + 1, s.epoch_step + 1
             s.epoch_loss_sum += loss
+            s.epoch_examples += examples
             s.epoch_input_wait_s += t1 - t0
             s.epoch_seconds += t2 - t0
             if self.writer is not None and (s.step % 10 == 0 or s.epoch_step == last):
@@ -464,15 +489,16 @@ class _Run:
         else:
             s.wait += 1
         train = s.epoch_loss_sum / max(1, s.epoch_step)
-        lr = stage_settings(self.config, s.stage)[1]
+        lr = float(f"{float(self.t.optimizer.learning_rate):.6g}")  # the optimizer's, as float32 holds it
         s.history = list(s.history) + [{
-            "epoch": s.epoch, "stage": s.stage + 1, "steps": s.epoch_step, "step": s.step, "batch_size": batch_size,
+            "epoch": s.epoch, "stage": s.stage + 1, "steps": s.epoch_step, "step": s.step,
+            "batch_size": s.epoch_examples / max(1, s.epoch_step),  # measured: examples per step
             "learning_rate": lr, "train_loss": train, "valid_loss": valid, "best_valid_loss": s.best_loss,
             "improved": int(improved), "wait": s.wait, "seconds": round(s.epoch_seconds, 3),
             "input_wait_s": round(s.epoch_input_wait_s, 3)}]
         self.log(f"epoch {s.epoch} (stage {s.stage + 1}): train loss {train:.6f}, validation loss {valid:.6f}"
                  f"{' (best)' if improved else f', {s.wait} without improvement'}, {s.epoch_seconds:.0f} s")
-        s.epoch_step, s.epoch_loss_sum, s.epoch_input_wait_s, s.epoch_seconds = 0, 0.0, 0.0, 0.0
+        s.epoch_step, s.epoch_loss_sum, s.epoch_examples, s.epoch_input_wait_s, s.epoch_seconds = 0, 0.0, 0, 0.0, 0.0
         if self.writer is not None:
             with self.writer.as_default():
                 for name, value in (("epoch/train_loss", train), ("epoch/valid_loss", valid),

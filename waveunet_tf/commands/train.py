@@ -129,9 +129,11 @@ def run(args):
                                mixed_precision=args.mixed_precision, progress=not args.no_progress)
     except tf.errors.OpError as e:
         if args.strategy == "multiworker" and distribute.is_peer_failure(tf, e):
-            raise UserError(f"lost contact with another worker ({type(e).__name__}: "
-                            f"{distribute._first_line(e)[:200]}); restart every worker with --resume") from None
+            raise UserError(f"lost contact with another worker ({type(e).__name__}: it stopped or is unreachable); "
+                            f"restart every worker with --resume") from None
         raise
+    print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}",
+          file=sys.stderr)
     if cluster.is_chief:
         best = "none yet" if state.best_loss is None else f"{state.best_loss:.6f} (epoch {state.best_epoch})"
         print(f"{'finished' if state.finished else 'stopped'}: {state.epoch} epochs, {state.step} steps, "

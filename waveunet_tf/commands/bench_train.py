@@ -1,0 +1,101 @@
+HELP = "seconds per training step (median after warm-up), examples/s, input waiting and peak memory"
+
+DESCRIPTION = """Measure the training step of `waveunet train`: the same model, Adam optimizer, loss, distributed
+step and prefetching tf.data stream, on the variant's full training windows. Reports the median seconds per
+step after --warmup steps (tracing and compilation excluded), examples per second, the total time the step
+waited for its next batch (input_wait_s; 0 means the input pipeline kept ahead) and the process's peak
+resident memory. Without --cache, a small synthetic cache is made first (in a child process, so it does not
+count in the peak memory) and deleted afterwards."""
+
+
+def add_arguments(p):
+    p.add_argument("--variant", default="M4", help="variant to train (default M4)")
+    p.add_argument("--cache", metavar="CACHE", help="a prepared cache (default: a temporary synthetic one)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default: the variant's)")
+    p.add_argument("--steps", type=int, default=5, help="measured steps (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="steps before measuring (default 2)")
+    p.add_argument("--jit", action="store_true", help="compile the step with XLA, as `train --jit`")
+    p.add_argument("--quick", action="store_true", help="the --quick preset of the variant")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
+                   help="override one config key (repeatable)")
+    p.add_argument("--json", action="store_true", help='print one JSON document: {"variant", "batch_size", '
+                   '"step_s_median", "examples_per_s", "input_wait_s", "peak_rss_mb"}')
+
+
+def _make_synthetic_cache(folder, sample_rate):
+    """Runs in a child process: three 20-second synthetic tracks prepared at ``sample_rate``."""
+    from pathlib import Path
+
+    from data_pipeline import make_synthetic_dataset, prepare_cache
+    root = make_synthetic_dataset(Path(folder) / "synth", tracks=3, test_tracks=0, seconds=20, seed=0)
+    prepare_cache(root, Path(folder) / "cache", sample_rate, wav=True)
+    return str(Path(folder) / "cache")
+
+
+def measure(config, cache, batch_size, steps, warmup, log=None):
+    """Time ``steps`` training steps after ``warmup`` -> (per-step seconds, per-step input waits)."""
+    import time
+
+    import data_pipeline
+    from waveunet_tf import distribute
+    from waveunet_tf.training import Trainer, segment_seed
+    strategy, _ = distribute.make_strategy("default")
+    trainer = Trainer(config, strategy)
+
+    def train_data(batch, seed):
+        return data_pipeline.training_dataset(cache, config, batch, seed=seed)
+
+    stream = trainer.training_stream(train_data, batch_size, segment_seed(config, 0))
+    step_s, wait_s = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        batch = next(stream)
+        t1 = time.perf_counter()
+        trainer.train_step(batch, batch_size)
+        t2 = time.perf_counter()
+        if log:
+            log(f"step {i + 1}/{warmup + steps}{' (warm-up)' if i < warmup else ''}: {t2 - t0:.3f} s, "
+                f"waited {t1 - t0:.3f} s for input")
+        if i >= warmup:
+            step_s.append(t2 - t0)
+            wait_s.append(t1 - t0)
+    return step_s, wait_s
+
+
+def run(args):
+    import json
+    import resource
+    import statistics
+    import sys
+    import tempfile
+
+    from waveunet_tf.errors import UsageError
+    if args.steps < 1 or args.warmup < 0:
+        raise UsageError(f"--steps must be at least 1 and --warmup at least 0 (got {args.steps}, {args.warmup})")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
+    from waveunet_tf.commands.train import resolve_config
+    config = resolve_config(args.variant, None, args.sets, args.quick, args.jit)
+    batch = args.batch_size or config.batch_size
+    log = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    with tempfile.TemporaryDirectory(prefix="waveunet-bench-train-") as tmp:
+        cache = args.cache
+        if cache is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            if log:
+                log(f"making a synthetic cache at {config.sample_rate} Hz ...")
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+                cache = ex.submit(_make_synthetic_cache, tmp, config.sample_rate).result()
+        step_s, wait_s = measure(config, cache, batch, args.steps, args.warmup, log)
+    median = statistics.median(step_s)
+    result = {"variant": config.name, "batch_size": batch, "step_s_median": round(median, 4),
+              "examples_per_s": round(batch / median, 3), "input_wait_s": round(sum(wait_s), 4),
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{config.name}{' (jit)' if config.jit_compile else ''}, batch {batch}: {median:.3f} s/step "
+              f"(median of {args.steps}), {result['examples_per_s']:.2f} examples/s, waited "
+              f"{result['input_wait_s']:.3f} s for input in total, peak memory {result['peak_rss_mb']:.0f} MB")
+    return 0
