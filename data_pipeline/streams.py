@@ -7,6 +7,7 @@ official code pads every track by the context, so its first and last samples are
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def _window_reader(cache):
         return tf.pad(audio, [[lo - start, start + length - hi], [0, 0]])
 
     return read
+
+
+def _interleave_lanes(lane, steps=None):
+    """Batches built by parallel lanes, merged round-robin: batch ``n`` comes from lane ``n % lanes``.
+
+    Why not ``map(num_parallel_calls=...)``: tensorflow-io keeps one file resource per kernel, and concurrent
+    calls of the same map function share that kernel, so a parallel map reads one call's window from another
+    call's file (measured: wrong windows). Each lane is its own traced map (its own kernels), run sequentially
+    in its own prefetch thread. The stream does not depend on the number of lanes.
+    """
+    import tensorflow as tf
+    n_lanes = max(2, min(8, os.cpu_count() or 2))
+    if steps is not None:
+        n_lanes = max(1, min(n_lanes, steps))
+    lanes = [lane(k, n_lanes).prefetch(2) for k in range(n_lanes)]
+    choice = tf.data.Dataset.range(n_lanes).repeat()
+    if steps is not None:
+        choice = choice.take(steps)
+    return tf.data.Dataset.choose_from_datasets(lanes, choice)
 
 
 def _tables(cache, tracks, stems):
@@ -105,10 +125,14 @@ def training_dataset(cache, config, batch_size: int, seed: int | None = None, au
         targets = {s: tf.ensure_shape(windows[s][left:left + out_len], [out_len, channels]) for s in sources}
         return mixture, targets
 
-    ds = tf.data.Dataset.counter()
-    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(batch_size), drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    b = int(batch_size)
+
+    def lane(k, n_lanes):
+        # lane k builds the global batches k, k + n_lanes, ...: example index = batch * b + position in batch
+        i = tf.data.Dataset.counter()
+        return i.map(lambda i: (k + n_lanes * (i // b)) * b + i % b).map(example).batch(b, drop_remainder=True)
+
+    return _interleave_lanes(lane).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_windows(cache, config, split: str = "valid") -> list[tuple[int, int]]:
@@ -157,6 +181,14 @@ def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16
                                               [out_len, channels])
         return tf.ensure_shape(mixture, [in_len, channels]), targets
 
-    ds = tf.data.Dataset.from_tensor_slices((index, start))
-    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    b = int(batch_size)
+    steps = -(-len(windows) // b)
+
+    def lane(k, n_lanes):
+        # lane k builds the global batches k, k + n_lanes, ... (only the very last batch may be short)
+        mine = [n * b + j for n in range(k, steps, n_lanes) for j in range(b) if n * b + j < len(windows)]
+        ds = tf.data.Dataset.from_tensor_slices((tf.gather(index, mine), tf.gather(start, mine)))
+        return ds.map(example).batch(b)
+
+    ds = _interleave_lanes(lane, steps)
+    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
