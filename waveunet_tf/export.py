@@ -9,8 +9,9 @@ Signatures (every input is named ``mixture``, float32 ``[batch, time, channels]`
   ``piece_context_right`` after it (zeros beyond the song's ends) -> the centre ``[batch, time - left - right,
   channels]``. Pieces whose centres start on multiples of ``piece_multiple`` join exactly into the
   ``serving_default`` result.
-- ``model_info``: no input; the model's facts as constants (sample rate, channels, source names, window and
-  context lengths, the full config as JSON), so a client needs nothing but the server.
+- ``model_info``: the model's facts as constants (sample rate, channels, source names, window and
+  context lengths, the full config as JSON), so a client needs nothing but the server. Its ``mixture`` input
+  is ignored (send any ``[1, 1, channels]``): TF Serving's predict API needs an input.
 
 Only core TensorFlow ops: no tensorflow-io, no ``py_function`` (checked by the tests against the op registry).
 """
@@ -62,6 +63,9 @@ def _module(model, cfg):
         def __init__(self):
             super().__init__(name="waveunet_serving")
             self.model = model
+            # Keras 3 variables wrap tf.Variables that tf.Module does not see; without tracking them the
+            # TF1-style loader of tensorflow_model_server finds no variable (keras-team/keras#20095).
+            self.model_variables = [w.value for w in model.weights]
 
         def _centre(self, x):
             """[B, n + left + right_piece, C] -> [B, n, C] per source, window by window."""
@@ -104,8 +108,9 @@ def _module(model, cfg):
         def piece(self, mixture):
             return self._centre(mixture)
 
-        @tf.function(input_signature=[])
-        def model_info(self):
+        @tf.function(input_signature=[spec])
+        def model_info(self, mixture):  # the input is ignored (TF Serving's predict wants one): send [1, 1, C]
+            del mixture
             return {k: tf.constant(v) for k, v in facts.items()}
 
     return WaveUNetServing()
@@ -194,7 +199,9 @@ def load_saved_model(path):
     from waveunet_tf.config import WaveUNetConfig
     try:
         loaded = tf.saved_model.load(str(path))
-        facts = read_facts(loaded.signatures["model_info"]())
+        info = loaded.signatures["model_info"]
+        channels = info.structured_input_signature[1]["mixture"].shape[-1]
+        facts = read_facts(info(mixture=tf.zeros([1, 1, channels])))
     except (KeyError, OSError, ValueError, tf.errors.OpError) as e:
         raise UserError(f"{path} is not a SavedModel exported by waveunet export: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None

@@ -153,6 +153,32 @@ def song_pieces(audio, left: int, right: int, multiple: int, chunk: int):
         yield start, n, padded[start:start + left + n + right]
 
 
+def to_model_input(audio, rate, sample_rate: int, channels: int) -> np.ndarray:
+    """Check a song float32 [T, C_in] at ``rate`` and bring it to the model: resampled to ``sample_rate``,
+    channels matched as the official code (mono model: mean of the channels; stereo model and mono input:
+    duplicated). Raises a one-line :class:`UserError` for an empty song or NaN/inf samples."""
+    from waveunet_tf.audio import match_channels, resample
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
+        raise UserError(f"audio must be [time, channels] with at least one sample, not shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise UserError("the audio holds NaN or infinite samples")
+    return match_channels(resample(audio, rate, sample_rate), channels)
+
+
+def from_model_output(estimate, sample_rate: int, rate, length: int, channels: int) -> np.ndarray:
+    """One source's estimate [T', C_model] at the model's rate back to the input: its channel count (a mono
+    estimate duplicated, a stereo one averaged), its rate, and exactly ``length`` samples."""
+    from waveunet_tf.audio import resample
+    y = np.asarray(estimate, np.float32)
+    if y.shape[1] != channels:
+        y = y.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(y, channels, axis=1)
+    y = resample(y, sample_rate, rate)
+    if y.shape[0] < length:  # resampling rounds the length; pad or cut to the input's exact length
+        y = np.concatenate([y, np.zeros((length - y.shape[0], channels), np.float32)])
+    return np.ascontiguousarray(y[:length], dtype=np.float32)
+
+
 def separate_array(model, config, audio, rate, window="default", progress=None) -> dict:
     """Separate a song held in memory.
 
@@ -163,32 +189,19 @@ def separate_array(model, config, audio, rate, window="default", progress=None) 
     ``progress(seconds_done)`` (optional) is called with the seconds of audio each window completed.
     An all-silent input gives silent stems (the network's biases would otherwise invent sound).
     """
-    from waveunet_tf.audio import match_channels, resample
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
-    if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
-        raise UserError(f"audio must be [time, channels] with at least one sample, not shape {audio.shape}")
-    if not np.all(np.isfinite(audio)):
-        raise UserError("the audio holds NaN or infinite samples")
+    x = to_model_input(audio, rate, config.sample_rate, config.channels)
     length, channels = audio.shape
     if not np.any(audio):
         return {s: np.zeros_like(audio) for s in config.sources}
-    x = match_channels(resample(audio, rate, config.sample_rate), config.channels)
     step_progress = None
     if progress is not None:
         def step_progress(n):
             progress(n / config.sample_rate)
     est = separate_model_rate(model, config, x, window, step_progress)
-    result = {}
-    for source, y in est.items():
-        if y.shape[1] != channels:
-            y = y.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(y, channels, axis=1)
-        y = resample(y, config.sample_rate, rate)
-        if y.shape[0] < length:  # resampling rounds the length; pad or cut to the input's exact length
-            y = np.concatenate([y, np.zeros((length - y.shape[0], channels), np.float32)])
-        result[source] = np.ascontiguousarray(y[:length], dtype=np.float32)
-    return result
+    return {s: from_model_output(y, config.sample_rate, rate, length, channels) for s, y in est.items()}
 
 
 def song_name(path) -> str:
@@ -202,38 +215,50 @@ def song_name(path) -> str:
 
 def separate_files(paths, model_path, out_dir, force=False, window="default") -> list[Path]:
     """``waveunet separate``: write ``out_dir/<song>/<source>.wav`` for each audio file, at the input's rate and
-    exact length (PCM float, so nothing is clipped). Existing stems are kept unless ``force``. Returns the
-    folders written. A progress bar in seconds of audio goes to stderr."""
+    exact length (32-bit float WAV, so nothing is clipped). Existing stems are kept unless ``force``.
+    Returns the folders written. A progress bar in seconds of audio goes to stderr."""
+    from waveunet_tf.model_io import load_any_model
+    check_inputs(paths)
+    model, cfg = load_any_model(model_path)
+    return write_separated(paths, out_dir, cfg.sources, force, "separate",
+                           lambda audio, rate, progress: separate_array(model, cfg, audio, rate, window, progress))
+
+
+def check_inputs(paths) -> None:
+    for p in paths:
+        if not Path(p).is_file():
+            raise UserError(f"{p} does not exist or is not a file")
+
+
+def write_separated(paths, out_dir, sources, force, command, separate) -> list[Path]:
+    """Decode each file, ``separate(audio, rate, progress) -> {source: [T, C]}``, write
+    ``out_dir/<song>/<source>.wav`` atomically. Nothing existing is overwritten without ``force`` (checked for
+    every file before the first is separated)."""
     from tqdm import tqdm
 
     from waveunet_tf.audio import load_audio, write_wav
-    from waveunet_tf.model_io import load_any_model
-    paths = [Path(p) for p in paths]
-    out_dir = Path(out_dir)
+    paths, out_dir = [Path(p) for p in paths], Path(out_dir)
+    check_inputs(paths)
     names = [song_name(p) for p in paths]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UserError(f"two inputs would write the same folder {out_dir / dupes[0]}; separate them in two calls")
-    for p in paths:
-        if not p.is_file():
-            raise UserError(f"{p} does not exist or is not a file")
-    model, cfg = load_any_model(model_path)
     if not force:
-        for p, n in zip(paths, names):
-            existing = [out_dir / n / f"{s}.wav" for s in cfg.sources if (out_dir / n / f"{s}.wav").exists()]
+        for n in names:
+            existing = [out_dir / n / f"{s}.wav" for s in sources if (out_dir / n / f"{s}.wav").exists()]
             if existing:
                 raise UserError(f"{existing[0]} exists; pass --force to overwrite")
     written = []
     for p, n in zip(paths, names):
         audio, rate = load_audio(p)
         if not np.any(audio):
-            print(f"waveunet separate: note: {p} is all silence; writing silent stems", file=sys.stderr)
-        with tqdm(total=round(audio.shape[0] / rate, 1), unit="s", desc=n[:30], file=sys.stderr,
-                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]",
-                  disable=None) as bar:
-            stems = separate_array(model, cfg, audio, rate, window=window,
-                                   progress=lambda sec: bar.update(min(sec, bar.total - bar.n)))
-        for s in cfg.sources:
+            print(f"waveunet {command}: note: {p} is all silence; writing silent stems", file=sys.stderr)
+        total = round(audio.shape[0] / rate, 1)
+        with tqdm(total=total, unit="s", desc=n[:30], file=sys.stderr, disable=None,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]"
+                  ) as bar:
+            stems = separate(audio, rate, lambda sec: bar.update(min(sec, bar.total - bar.n)))
+        for s in sources:
             write_wav(out_dir / n / f"{s}.wav", stems[s], rate, subtype="FLOAT")
         written.append(out_dir / n)
     return written

@@ -6,7 +6,7 @@ by `waveunet import-official`).
 
 Signatures: serving_default (input `mixture` float32 [batch, time, channels] at the model's rate, any time >= 1;
 one output per source, same shape), piece (a piece of a long song with its context; returns the centre, so pieces
-join exactly), model_info (no input: sample rate, channels, sources, window and context lengths, the config).
+join exactly), model_info (sample rate, channels, sources, window and context lengths, the config).
 Only core TensorFlow ops, so the stock tensorflow_model_server loads it."""
 
 

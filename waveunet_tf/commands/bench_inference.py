@@ -1,0 +1,58 @@
+HELP = "whole-song inference speed: the paper's windows vs the default long windows, and peak memory"
+
+
+def add_arguments(p):
+    p.add_argument("--variant", default="M4", help="paper variant, untrained full size (weights do not change "
+                   "the speed) (default: M4)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the stereo test song (default: 60)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per window kind; the median is reported "
+                   "(default: 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def run(args):
+    import json
+    import resource
+    import statistics
+    import sys
+    import time
+
+    import numpy as np
+
+    from waveunet_tf import build_model, variant_config
+    from waveunet_tf.errors import UsageError
+    from waveunet_tf.separation import separate_array
+
+    if args.seconds <= 0 or args.repeats < 1:
+        raise UsageError("--seconds must be positive and --repeats at least 1")
+    cfg = variant_config(args.variant)
+    model = build_model(cfg)
+    rate = cfg.sample_rate
+    song = (np.random.RandomState(0).randn(int(args.seconds * rate), 2) * 0.1).astype(np.float32)
+    warm = song[: min(len(song), 3 * cfg.input_length)]
+
+    def timed(window):
+        separate_array(model, cfg, warm, rate, window=window)  # trace the function once
+        runs = []
+        for i in range(args.repeats):
+            t0 = time.perf_counter()
+            separate_array(model, cfg, song, rate, window=window)
+            runs.append((time.perf_counter() - t0) / args.seconds)
+            print(f"{cfg.name} {window} windows, run {i + 1}/{args.repeats}: {runs[-1]:.4f} s per s of audio",
+                  file=sys.stderr, flush=True)
+        return statistics.median(runs)
+
+    default = timed("default")
+    paper = timed("paper")
+    result = {"variant": cfg.name, "audio_s": round(args.seconds, 3), "paper_s_per_s": round(paper, 5),
+              "default_s_per_s": round(default, 5), "speedup": round(paper / default, 2),
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{cfg.name}, {args.seconds:g} s stereo song, median of {args.repeats} runs:\n"
+              f"  paper windows   {paper:.4f} s compute per s of audio\n"
+              f"  default windows {default:.4f} s compute per s of audio\n"
+              f"  speedup         {paper / default:.2f}x\n"
+              f"  peak RSS        {result['peak_rss_mb']:.0f} MB")
+    return 0
