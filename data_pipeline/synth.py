@@ -73,8 +73,8 @@ def _vocals(rng, n, sr, beat, root, scale, chords):
         dur = beat * float(rng.choice([0.5, 1, 1, 1.5, 2]))
         bar = int(t / (4 * beat))
         chord = chords[min(bar, len(chords) - 1)]
-        d = chord + int(rng.choice([0, 2, 4, 7, 9, 11]))
-        note = _degree(root + 24, scale, d)
+        d = chord + int(rng.choice([0, 2, 4, 5]))  # chord tones and a passing note
+        note = _degree(root + 12, scale, d if d < 7 else d - 7)  # a singer's range, about E3 to E5
         i0, i1 = int(t * sr), min(n, int((t + dur) * sr))
         if i1 <= i0:
             break
