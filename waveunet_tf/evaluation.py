@@ -90,11 +90,11 @@ def _claim_out(out: Path, record: dict, force: bool) -> None:
         except (OSError, json.JSONDecodeError):
             old = {}
         keys = ("model_sha256", "musdb_root", "wav", "subset")
-        if any(old.get(k) != record[k] for k in keys) and not force:
-            what = next(k for k in keys if old.get(k) != record[k])
-            raise UserError(f"{out} holds an evaluation with another {what.replace('_sha256', '')} "
-                            f"({old.get(what)!r}); pass --force to discard it, or choose another --out")
-        if force:
+        changed = [k for k in keys if old.get(k) != record[k]]
+        if changed and not force:
+            raise UserError(f"{out} holds an evaluation with another {changed[0].replace('_sha256', '')} "
+                            f"({old.get(changed[0])!r}); pass --force to discard it, or choose another --out")
+        if changed:
             import shutil
             for d in (out / SCORES_DIR, out / BASELINE_DIR, out / record["subset"]):
                 shutil.rmtree(d, ignore_errors=True)

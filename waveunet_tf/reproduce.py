@@ -1,0 +1,139 @@
+"""``waveunet reproduce``: one command from a MUSDB18 root (or the embedded default data) to a row of the paper's
+table: prepare the cache, train with the paper's protocol, evaluate with museval, print the table.
+
+Everything lives in one run directory and every step resumes, so rerunning the same command after an
+interruption continues where it stopped:
+
+- ``RUN/data/``: the embedded default dataset, without ``--musdb-root``: a synthetic MUSDB18-HQ dataset
+  (``waveunet synth``) plus the real example track that ships with stempeg as an extra test track;
+- ``RUN/cache/``: the WAV cache at the model's sample rate (``--cache`` to share one between runs);
+- ``RUN/``: the training files (``config.json``, ``best.keras``, ``history.csv``, ``loss.png``, ...) and the
+  evaluation (``results.json``, ``results.md``, ``sdr.png``, estimates and per-track scores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from waveunet_tf.errors import UserError
+
+# The embedded default: `waveunet synth`'s defaults, and the example track of stempeg (6 s of a real song).
+SYNTH = {"tracks": 8, "test_tracks": 2, "seconds": 20, "seed": 0}
+STEM_ORDER = ("mixture", "drums", "bass", "other", "vocals")  # the stream order of a MUSDB18 .stem.mp4
+SYNTHETIC_GROUP = "synthetic test tracks"
+EXAMPLE_GROUP = "real example track (stempeg)"
+
+
+def default_run_dir(variant: str, quick: bool, embedded: bool) -> Path:
+    return Path("runs") / (variant + ("-quick" if quick else "") + ("-embedded" if embedded else ""))
+
+
+def log(msg: str) -> None:
+    print(f"[reproduce] {msg}", file=sys.stderr, flush=True)
+
+
+def example_track_name() -> str:
+    import stempeg
+    return Path(stempeg.example_stem_path()).name[: -len(".stem.mp4")]
+
+
+def write_example_track(folder: Path) -> None:
+    """stempeg's example ``.stem.mp4`` decoded into the MUSDB18-HQ layout (``<stem>.wav``, 32-bit float: the
+    AAC decode peaks slightly above full scale)."""
+    import stempeg
+
+    from waveunet_tf.audio import write_wav
+    stems, rate = stempeg.read_stems(stempeg.example_stem_path())
+    if stems.shape[0] != len(STEM_ORDER):
+        raise UserError(f"stempeg's example has {stems.shape[0]} streams, expected {len(STEM_ORDER)}")
+    for name, audio in zip(STEM_ORDER, stems):
+        write_wav(folder / f"{name}.wav", audio, rate, subtype="FLOAT")
+
+
+def embedded_dataset(root: Path) -> dict:
+    """Make (once) the embedded default dataset under ``root``; returns the evaluation groups
+    {title: [test track names]}."""
+    from data_pipeline import make_synthetic_dataset
+
+    from waveunet_tf.audio import atomic_write_text
+    done = root / "dataset.json"
+    if not done.is_file():
+        log(f"writing the embedded dataset to {root}: {SYNTH['tracks']} + {SYNTH['test_tracks']} synthetic "
+            f"tracks of {SYNTH['seconds']} s, and stempeg's example track as an extra test track")
+        make_synthetic_dataset(root, **SYNTH)
+        write_example_track(root / "test" / example_track_name())
+        synthetic = sorted(p.name for p in (root / "test").iterdir()
+                           if p.is_dir() and p.name != example_track_name())
+        atomic_write_text(done, json.dumps({"synthetic": SYNTH, "synthetic_test_tracks": synthetic,
+                                            "example_track": example_track_name()}, indent=1) + "\n")
+    info = json.loads(done.read_text())
+    return {SYNTHETIC_GROUP: info["synthetic_test_tracks"], EXAMPLE_GROUP: [info["example_track"]]}
+
+
+def _run_command(argv: list[str]) -> None:
+    """Run another ``waveunet`` command in this process; its stdout goes to stderr (ours ends with the run dir),
+    its errors propagate as they are."""
+    from waveunet_tf.cli import build_parser
+    args = build_parser().parse_args(argv)
+    with contextlib.redirect_stdout(sys.stderr):
+        code = args._run(args)
+    if code:
+        raise UserError(f"`waveunet {' '.join(argv[:1])}` failed with exit code {code}")
+
+
+def resolve(variant: str, quick: bool, config_file=None, sets=()):
+    """The config the run trains (for its sample rate and sources), checked before any work starts."""
+    from waveunet_tf.commands.train import resolve_config
+    return resolve_config(variant, config_file, sets, quick)
+
+
+def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
+              config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1) -> dict:
+    """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``."""
+    from waveunet_tf.evaluation import check_musdb_root, check_writable, evaluate
+    config = resolve(variant, quick, config_file, sets)
+    embedded = musdb_root is None
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(variant, quick, embedded)
+    check_writable(run_dir)
+    if embedded:
+        if wav:
+            raise UserError("--wav describes a --musdb-root; without one the embedded default data is used")
+        root, wav = run_dir / "data", True
+        groups = embedded_dataset(root)
+    else:
+        root, groups = check_musdb_root(musdb_root, "test", wav), None
+    cache = Path(cache) if cache is not None else run_dir / "cache"
+
+    log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz")
+    from data_pipeline import prepare_cache
+    prepare_cache(root, cache, config.sample_rate, wav=wav, split="musdb", jobs=jobs, progress=True)
+
+    log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
+    argv = ["train", "--variant", variant, "--cache", str(cache), "--run-dir", str(run_dir), "--resume"]
+    argv += ["--quick"] if quick else []
+    argv += ["--config", str(config_file)] if config_file else []
+    for s in sets:
+        argv += ["--set", s]
+    argv += ["--max-steps", str(max_steps)] if max_steps else []
+    _run_command(argv)
+
+    log(f"3/3 evaluate {run_dir / 'best.keras'} on {root / 'test'}")
+    # force: a resumed training may have changed best.keras since an earlier evaluation in this run dir
+    summary = evaluate(run_dir, root, out=run_dir, wav=wav, subset="test", force=True, groups=groups)
+    summary["run_dir"] = run_dir
+    return summary
+
+
+def gain_lines(summary: dict) -> list[str]:
+    """One line per group (or for all tracks): the median SDR gain over the mixture as estimate."""
+    from waveunet_tf.evaluation import _gain_line
+    lines = []
+    if summary.get("gain"):
+        lines.append(f"all {summary['results']['tracks']} test tracks: {_gain_line(summary['gain'])}")
+    for title, g in (summary.get("groups") or {}).items():
+        if g.get("gain"):
+            lines.append(f"{title}: {_gain_line(g['gain'])}")
+    return lines
