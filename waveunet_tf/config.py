@@ -129,7 +129,7 @@ class WaveUNetConfig:
         """From a dict of config keys; ``variant`` starts from a named variant; derived keys are checked."""
         d = dict(d)
         derived = {k: d.pop(k) for k in ("input_length", "output_length", "params", "package_versions",
-                                         "created") if k in d}
+                                         "created", "strategy", "replicas") if k in d}
         base = variant_config(d.pop("variant")) if "variant" in d else cls()
         cfg = base.replace(**d)
         for key in ("input_length", "output_length"):
