@@ -174,6 +174,13 @@ class FakeTFServing:
         self.stop()
 
 
+def _json_value(v: np.ndarray):
+    """A tensor as TF Serving's REST API writes it: nested lists, strings decoded."""
+    if v.dtype.kind in "SO":
+        return np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else str(b), otypes=[object])(v).tolist()
+    return v.tolist()
+
+
 def _rest_handler(server: FakeTFServing):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -242,9 +249,9 @@ def _rest_handler(server: FakeTFServing):
                 return self._reply(_HTTP.get(e.code, 500), {"error": str(e)})
             except json.JSONDecodeError as e:
                 return self._reply(400, {"error": f"JSON Parse error: {e}"})
-            outputs = {k: (v.astype(object) if v.dtype.kind in "SO" else v).tolist() for k, v in outputs.items()}
-            outputs = {k: ([b.decode() for b in v] if isinstance(v, list) and v and isinstance(v[0], bytes)
-                           else v.decode() if isinstance(v, bytes) else v) for k, v in outputs.items()}
+            except Exception as e:  # never drop the connection: the real server answers 500
+                return self._reply(500, {"error": f"{type(e).__name__}: {e}"})
+            outputs = {k: _json_value(np.asarray(v)) for k, v in outputs.items()}
             self._reply(200, {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))})
 
     return Handler

@@ -184,7 +184,7 @@ def read_facts(signature_outputs) -> dict:
     facts = {}
     for k, v in signature_outputs.items():
         v = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-        if v.dtype.kind in "SO":
+        if v.dtype.kind in "SOU":
             v = [b.decode() if isinstance(b, bytes) else str(b) for b in v.reshape(-1)]
             facts[k] = v if k == "sources" else v[0]
         else:
