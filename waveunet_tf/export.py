@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from waveunet_tf import shapes
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UsageError, UserError
 from waveunet_tf.separation import default_hop, piece_extra
 
 SIGNATURES = ("serving_default", "piece", "model_info")
@@ -120,7 +120,7 @@ def check_version_dir(out, force=False) -> Path:
     """``DIR/VERSION`` as TF Serving expects: VERSION an integer folder name; an existing one only with force."""
     out = Path(out)
     if not out.name.isdigit():
-        raise UserError(f"--out must end in an integer version folder (TF Serving layout DIR/VERSION, e.g. "
+        raise UsageError(f"--out must end in an integer version folder (TF Serving layout DIR/VERSION, e.g. "
                         f"models/waveunet/1), not {out}")
     if out.exists() and not force:
         raise UserError(f"{out} exists; pass --force to replace it, or export a new version number")
