@@ -128,7 +128,9 @@ def read_track(track: dict, wav: bool) -> tuple[dict, int]:
         try:
             streams, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
         except Exception as e:
-            raise BadTrack(f"cannot decode {path}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            why = why.replace(" (see ffprobe output below)", "")
+            raise BadTrack(f"cannot decode {path}: corrupt or not a MUSDB18 .stem.mp4 ({why})")
         if streams.ndim != 3 or streams.shape[0] < len(_STEM_IDS):
             raise BadTrack(f"{path} holds {streams.shape[0] if streams.ndim == 3 else 1} audio streams, not the "
                            f"5 of MUSDB18 (mixture, drums, bass, other, vocals)")

@@ -92,8 +92,8 @@ def test_float_cache_streams_the_same_windows(root, tmp_path, data):
 
 def one_error_line(err):
     """Besides the progress bar: exactly one line, the error, and no traceback."""
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "track/s" not in line
-             and "?track" not in line]
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line.strip() and not line.startswith("prepare: ")]
     return len(lines) == 1 and lines[0].startswith("waveunet prepare: error: ") and "Traceback" not in err
 
 
@@ -237,3 +237,12 @@ def test_bench_input_json(capsys):
     assert set(result) == {"variant", "windows_per_s", "peak_rss_mb"} and result["variant"] == "M4"
     assert result["windows_per_s"] > 10 and 100 < result["peak_rss_mb"] < 4000
     assert out.count("\n") == 1
+
+
+def test_corrupt_stem_mp4_is_named(tmp_path, capsys):
+    (tmp_path / "root" / "train").mkdir(parents=True)
+    (tmp_path / "root" / "train" / "Broken Song.stem.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 but no audio")
+    code, _, err = run_cli(["prepare", "--musdb-root", str(tmp_path / "root"), "--cache", str(tmp_path / "c")],
+                           capsys)
+    assert code == 1 and one_error_line(err)
+    assert "cannot decode" in err and "Broken Song.stem.mp4" in err and "corrupt" in err
