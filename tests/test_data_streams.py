@@ -204,3 +204,18 @@ def test_mono_files_feed_a_stereo_model_duplicated(tmp_path, caplog, data):
     (mix, tgt), = batches(ds, 1)
     np.testing.assert_array_equal(mix[..., 0], mix[..., 1])
     np.testing.assert_array_equal(tgt["vocals"][..., 0], tgt["vocals"][..., 1])
+
+
+@pytest.mark.slow
+def test_feeds_model_fit(synth_cache, data):
+    """The element structure is what the built model takes and returns: keras fits and validates on it."""
+    import keras
+
+    from waveunet_tf import build_model
+    cfg = data.tiny("M4")
+    model = build_model(cfg)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss={s: "mse" for s in cfg.sources})
+    valid = evaluation_dataset(synth_cache, cfg, split="valid", batch_size=16)
+    history = model.fit(training_dataset(synth_cache, cfg, 4, seed=0), steps_per_epoch=3, epochs=1,
+                        validation_data=valid, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and np.isfinite(history.history["val_loss"][0])
