@@ -71,11 +71,13 @@ def default_out(model_path) -> Path:
     return p if p.is_dir() else p.with_name(p.stem + "-evaluation")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+def model_fingerprint(model, config) -> str:
+    """sha256 of the config and the weights: the same model saved twice (a .keras zip holds timestamps) has
+    the same fingerprint, a retrained one another."""
+    h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for w in model.get_weights():
+        h.update(str(w.shape).encode())
+        h.update(np.ascontiguousarray(w).tobytes())
     return h.hexdigest()
 
 
@@ -89,10 +91,10 @@ def _claim_out(out: Path, record: dict, force: bool) -> None:
             old = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             old = {}
-        keys = ("model_sha256", "musdb_root", "wav", "subset")
+        keys = ("model_fingerprint", "musdb_root", "wav", "subset")
         changed = [k for k in keys if old.get(k) != record[k]]
         if changed and not force:
-            raise UserError(f"{out} holds an evaluation with another {changed[0].replace('_sha256', '')} "
+            raise UserError(f"{out} holds an evaluation with another {changed[0].replace('_fingerprint', '')} "
                             f"({old.get(changed[0])!r}); pass --force to discard it, or choose another --out")
         if changed:
             import shutil
@@ -272,7 +274,7 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
     if missing:
         raise UserError(f"the model separates {', '.join(config.sources)}, but MUSDB has no target "
                         f"{missing[0]!r} (it has {', '.join(db.tracks[0].targets)})")
-    _claim_out(out, {"model": str(keras_file.resolve()), "model_sha256": _sha256(keras_file),
+    _claim_out(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
                      "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}, force)
     if not (out / "config.json").is_file():  # so `waveunet table` can name the row after the variant
         config.to_json(out / "config.json")

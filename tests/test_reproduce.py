@@ -1,0 +1,90 @@
+"""`waveunet reproduce`: the embedded default data, the whole prepare -> train -> evaluate -> table chain on a
+tiny model (and its resumption), and one-line errors before any work starts."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from waveunet_tf import cli, reproduce
+
+TINY_SYNTH = {"tracks": 2, "test_tracks": 1, "seconds": 3, "seed": 0}
+# a tiny quick model: a few steps per epoch, one epoch per stage
+TINY_SETS = ["num_layers=4", "num_initial_filters=4", "requested_output=512", "steps_per_epoch=3", "patience=1",
+             "fine_tune_patience=1", "max_epochs=1", "batch_size=4"]
+
+
+@pytest.fixture
+def tiny_synth(monkeypatch):
+    monkeypatch.setattr(reproduce, "SYNTH", TINY_SYNTH)
+
+
+def test_embedded_dataset_adds_the_real_example_as_a_test_track(tmp_path, tiny_synth):
+    import musdb
+    import stempeg
+    groups = reproduce.embedded_dataset(tmp_path / "data")
+    example = reproduce.example_track_name()
+    assert groups == {reproduce.SYNTHETIC_GROUP: ["synth test 000"], reproduce.EXAMPLE_GROUP: [example]}
+    db = musdb.DB(root=str(tmp_path / "data"), is_wav=True, subsets="test")
+    assert sorted(t.name for t in db.tracks) == sorted(["synth test 000", example])
+    stems, rate = stempeg.read_stems(stempeg.example_stem_path())
+    for i, name in enumerate(reproduce.STEM_ORDER):
+        audio, file_rate = sf.read(tmp_path / "data" / "test" / example / f"{name}.wav", dtype="float32")
+        assert file_rate == rate == 44100 and audio.shape == stems[i].shape == (268288, 2)
+        np.testing.assert_allclose(audio, stems[i], atol=1e-6)  # float WAV: the decoded stems, unclipped
+    # made once: a second call does not rewrite it
+    mtime = (tmp_path / "data" / "dataset.json").stat().st_mtime_ns
+    assert reproduce.embedded_dataset(tmp_path / "data") == groups
+    assert (tmp_path / "data" / "dataset.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_reproduce_tiny_end_to_end_then_resume(tmp_path, tiny_synth, capsys):
+    run = tmp_path / "run"
+    argv = ["reproduce", "--variant", "M4", "--quick", "--run-dir", str(run)] + \
+           [x for s in TINY_SETS for x in ("--set", s)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == str(run)  # the run dir is the last line on stdout
+    assert any(line.startswith("| M4 (run) | 2 |") for line in out)
+    assert any(line.strip().startswith("synthetic test tracks: vocals") for line in out)
+    for name in ("config.json", "best.keras", "history.csv", "results.json", "baseline.json", "results.md",
+                 "sdr.png", "groups.json", "cache/manifest.json"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["name"] == "M4" and config["sample_rate"] == 8192 and config["num_layers"] == 4
+    results = json.loads((run / "results.json").read_text())
+    assert results["tracks"] == 2 and set(results["paper"]) == {"vocals", "accompaniment"}
+    groups = json.loads((run / "groups.json").read_text())
+    synthetic = groups[reproduce.SYNTHETIC_GROUP]
+    assert synthetic["tracks"] == ["synth test 000"]
+    gain = synthetic["results"]["paper"]["vocals"]["SDR"]["median"] - \
+        synthetic["baseline"]["paper"]["vocals"]["SDR"]["median"]
+    assert synthetic["gain"]["vocals"] == pytest.approx(gain)
+    md = (run / "results.md").read_text()
+    assert "## synthetic test tracks (1 tracks: synth test 000)" in md and "## real example track" in md
+
+    # rerun: everything is done, nothing is redone
+    stamps = {p: p.stat().st_mtime_ns for p in sorted(run.glob("*/test/*.json"))}  # scores and baseline
+    assert len(stamps) == 4
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((run / "results.json").read_text()) == results
+
+
+@pytest.mark.parametrize("extra, message, code", [
+    (["--variant", "M9"], "unknown variant 'M9'", 1),
+    (["--variant", "M4", "--set", "num_layerz=3"], "unknown config key 'num_layerz'", 1),
+    (["--variant", "M4", "--musdb-root", "{tmp}"], "has no 'test' subset", 1),
+    (["--variant", "M4", "--run-dir", "{tmp}/a-file/run"], "cannot write to the output folder", 1),
+    (["--variant", "M4", "--wav"], "--wav describes a --musdb-root", 2),
+])
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, extra, message, code):
+    (tmp_path / "a-file").write_text("")
+    argv = ["reproduce", "--run-dir", str(tmp_path / "run")] + [x.replace("{tmp}", str(tmp_path)) for x in extra]
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run" / "data").exists()  # nothing was generated
