@@ -2,8 +2,9 @@ HELP = "windows per second delivered by training_dataset (with augmentation) and
 
 DESCRIPTION = """Measure the training input pipeline: batches of the variant's training windows (input_length
 mixture, output_length targets, the paper's gain augmentation) read lazily from a WAV cache, as model.fit gets
-them. Reports the median windows per second over --runs runs of --batches batches (after a warm-up) and the
-process's peak resident memory. Without --cache, a synthetic cache of a few minutes of audio is made first
+them. Reports the median windows per second over --runs runs of --batches batches (after a warm-up), the CPU time
+spent per window (all threads; it does not depend on what else the machine runs) and the process's peak resident
+memory. Without --cache, a synthetic cache of a few minutes of audio is made first
 (in a child process, so it does not count in the peak memory) and deleted afterwards."""
 
 
@@ -29,6 +30,13 @@ def _make_synthetic_cache(folder, sample_rate, minutes):
                                   seconds=60.0 * minutes / tracks, seed=0)
     prepare_cache(root, Path(folder) / "cache", sample_rate, wav=True)
     return str(Path(folder) / "cache")
+
+
+def _cpu_seconds():
+    """CPU time (user + system) of this process, all threads: what a window costs, whatever else runs."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def run(args):
@@ -63,12 +71,13 @@ def run(args):
         it = iter(training_dataset(cache, config, batch, seed=0, augment=True))
         for _ in range(5):  # warm-up: tracing, thread pools, prefetch
             next(it)
-        rates = []
+        rates, cpu_ms = [], []
         for r in range(args.runs):
-            start = time.perf_counter()
+            cpu, start = _cpu_seconds(), time.perf_counter()
             for _ in range(args.batches):
                 next(it)
             rates.append(args.batches * batch / (time.perf_counter() - start))
+            cpu_ms.append(1000 * (_cpu_seconds() - cpu) / (args.batches * batch))
             if not args.json:
                 print(f"run {r + 1}/{args.runs}: {rates[-1]:.0f} windows/s", file=sys.stderr)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -79,5 +88,6 @@ def run(args):
     else:
         print(f"{config.name}: {result['windows_per_s']:.0f} windows/s (median of {args.runs} runs of "
               f"{args.batches} batches of {batch}; input {config.input_length}, output {config.output_length} "
-              f"samples, {'+'.join(config.sources)}), peak memory {result['peak_rss_mb']:.0f} MB")
+              f"samples, {'+'.join(config.sources)}), {statistics.median(cpu_ms):.2f} ms of CPU per window, "
+              f"peak memory {result['peak_rss_mb']:.0f} MB")
     return 0
