@@ -46,7 +46,9 @@ def _interleave_lanes(lane, steps=None):
     n_lanes = max(2, min(8, os.cpu_count() or 2))
     if steps is not None:
         n_lanes = max(1, min(n_lanes, steps))
-    lanes = [lane(k, n_lanes).prefetch(2) for k in range(n_lanes)]
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False  # never run a lane's reads concurrently
+    lanes = [lane(k, n_lanes).prefetch(2).with_options(options) for k in range(n_lanes)]
     choice = tf.data.Dataset.range(n_lanes).repeat()
     if steps is not None:
         choice = choice.take(steps)
