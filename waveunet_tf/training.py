@@ -235,6 +235,11 @@ class Trainer:
             raise UserError("the validation set is empty: the cache needs validation tracks (split 'valid')")
         return total / count
 
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's learning rate (float32, rounded to the 6 digits it holds)."""
+        return float(f"{float(self.tf.convert_to_tensor(self.optimizer.learning_rate.value)):.6g}")
+
     def set_learning_rate(self, lr: float) -> None:
         self.optimizer.learning_rate.assign(lr)
 
@@ -489,7 +494,7 @@ class _Run:
         else:
             s.wait += 1
         train = s.epoch_loss_sum / max(1, s.epoch_step)
-        lr = float(f"{float(self.t.optimizer.learning_rate):.6g}")  # the optimizer's, as float32 holds it
+        lr = self.t.learning_rate
         s.history = list(s.history) + [{
             "epoch": s.epoch, "stage": s.stage + 1, "steps": s.epoch_step, "step": s.step,
             "batch_size": s.epoch_examples / max(1, s.epoch_step),  # measured: examples per step
