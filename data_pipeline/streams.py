@@ -116,8 +116,9 @@ def training_dataset(cache, config, batch_size: int, seed: int | None = None, au
             positions = tf.maximum(length - out_len, 0) + 1
             out_start = tf.minimum(tf.cast(u[2 * g + 1] * tf.cast(positions, tf.float64), tf.int64), positions - 1)
             for source in (wanted if group is None else [group]):
-                stem_windows = [read(paths[track, col[s]], out_start - left, in_len, length) for s in wanted[source]]
-                windows[source] = views.match_channels(views.combine(stem_windows), channels)
+                stem_windows = [views.match_channels(read(paths[track, col[s]], out_start - left, in_len, length),
+                                                     channels) for s in wanted[source]]
+                windows[source] = views.combine(stem_windows)
         sources = list(wanted)
         if augment:
             extra = u[2 * len(groups):]
@@ -178,9 +179,9 @@ def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16
         mixture = views.match_channels(read(paths[track, col[MIXTURE]], out_start - left, in_len, length), channels)
         targets = {}
         for source, source_stems in wanted.items():
-            stem_windows = [read(paths[track, col[s]], out_start, out_len, length) for s in source_stems]
-            targets[source] = tf.ensure_shape(views.match_channels(views.combine(stem_windows), channels),
-                                              [out_len, channels])
+            stem_windows = [views.match_channels(read(paths[track, col[s]], out_start, out_len, length), channels)
+                            for s in source_stems]
+            targets[source] = tf.ensure_shape(views.combine(stem_windows), [out_len, channels])
         return tf.ensure_shape(mixture, [in_len, channels]), targets
 
     b = int(batch_size)

@@ -3,7 +3,8 @@
 - voice task (``accompaniment``, ``vocals``): accompaniment = bass + drums + other, clipped to [-1, 1] as the
   official code builds it; vocals as cached.
 - multi-instrument task (``bass``, ``drums``, ``other``, ``vocals``): the stems as cached.
-- mono configs read the mean of the channels; a mono file feeding a stereo model is duplicated.
+- mono configs read the mean of the channels; a mono file feeding a stereo model is duplicated. Channels are
+  matched per stem, before stems are summed, as the official code loads each stem as mono.
 """
 
 from __future__ import annotations

@@ -105,6 +105,8 @@ def test_mono_reads_the_mean_of_the_channels(synth_cache, data):
     (_, mono), = batches(training_dataset(synth_cache, cfg_mono, 4, seed=9, augment=False), 1)
     (_, stereo), = batches(training_dataset(synth_cache, cfg_stereo, 4, seed=9, augment=False), 1)
     np.testing.assert_allclose(mono["vocals"][..., 0], stereo["vocals"].mean(axis=-1), atol=1e-7)
+    # the synthetic stems never clip, so the mono accompaniment is the mean of the stereo one
+    np.testing.assert_allclose(mono["accompaniment"][..., 0], stereo["accompaniment"].mean(axis=-1), atol=1e-6)
     assert not np.allclose(stereo["vocals"][..., 0], stereo["vocals"][..., 1])  # panned: the mean matters
 
 
