@@ -9,7 +9,7 @@ import soundfile as sf
 
 from waveunet_tf import cli, reproduce
 
-TINY_SYNTH = {"tracks": 2, "test_tracks": 1, "seconds": 3, "seed": 0}
+TINY_SYNTH = {"tracks": 4, "test_tracks": 1, "seconds": 3, "seed": 0}
 # a tiny quick model: a few steps per epoch, one epoch per stage
 TINY_SETS = ["num_layers=4", "num_initial_filters=4", "requested_output=512", "steps_per_epoch=3", "patience=1",
              "fine_tune_patience=1", "max_epochs=1", "batch_size=4"]
@@ -63,7 +63,7 @@ def test_reproduce_tiny_end_to_end_then_resume(tmp_path, tiny_synth, capsys):
         synthetic["baseline"]["paper"]["vocals"]["SDR"]["median"]
     assert synthetic["gain"]["vocals"] == pytest.approx(gain)
     md = (run / "results.md").read_text()
-    assert "## synthetic test tracks (1 tracks: synth test 000)" in md and "## real example track" in md
+    assert "## synthetic test tracks (1 track: synth test 000)" in md and "## real example track" in md
 
     # rerun: everything is done, nothing is redone
     stamps = {p: p.stat().st_mtime_ns for p in sorted(run.glob("*/test/*.json"))}  # scores and baseline

@@ -243,7 +243,9 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
     if gain:
         md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(gain)}."]
     for title, g in group_docs.items():
-        md += ["", f"## {title} ({len(g['tracks'])} tracks: {', '.join(g['tracks'])})", "", _metrics_md(g["results"])]
+        n = len(g["tracks"])
+        md += ["", f"## {title} ({n} track{'s' if n != 1 else ''}: {', '.join(g['tracks'])})", "",
+               _metrics_md(g["results"])]
         if g["gain"]:
             md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(g['gain'])}."]
     md += ["", "## All metrics, all tracks", "", _metrics_md(results)]

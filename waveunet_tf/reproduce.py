@@ -91,8 +91,11 @@ def resolve(variant: str, quick: bool, config_file=None, sets=()):
 
 
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
-              config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1) -> dict:
-    """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``."""
+              config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper") -> dict:
+    """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``.
+
+    ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
+    train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split."""
     from waveunet_tf.evaluation import check_musdb_root, check_writable, evaluate
     config = resolve(variant, quick, config_file, sets)
     embedded = musdb_root is None
@@ -107,9 +110,9 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
         root, groups = check_musdb_root(musdb_root, "test", wav), None
     cache = Path(cache) if cache is not None else run_dir / "cache"
 
-    log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz")
+    log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz, {split} validation split")
     from data_pipeline import prepare_cache
-    prepare_cache(root, cache, config.sample_rate, wav=wav, split="musdb", jobs=jobs, progress=True)
+    prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True)
 
     log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
     argv = ["train", "--variant", variant, "--cache", str(cache), "--run-dir", str(run_dir), "--resume"]
