@@ -109,3 +109,12 @@ def test_bad_input_is_one_line(tmp_path, capsys, case, message):
     assert cli.main(["stats", str(folder)]) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_evaluation_folder_means_its_model_scores_not_the_baseline(tmp_path, capsys):
+    (tmp_path / "evaluation.json").write_text("{}")
+    for sub, sdr in (("scores", 7.0), ("baseline", -3.0)):
+        (tmp_path / sub / "test").mkdir(parents=True)
+        (tmp_path / sub / "test" / "Song.json").write_text(json.dumps(_museval_doc({"vocals": [sdr, sdr + 2]})))
+    assert cli.main(["stats", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["paper"]["vocals"]["SDR"]["median"] == pytest.approx(8.0)

@@ -9,7 +9,8 @@ the SiSEC 2018 submissions are published), per source and metric:
          (how the official Wave-U-Net code computed the paper's table)
   sisec  per track the median over frames, then the median over tracks (SiSEC 2018)
 
-The folder is searched recursively; other JSON files (results.json) are ignored."""
+The folder is searched recursively; other JSON files (results.json) are ignored. Given the output folder of
+`waveunet evaluate` (a run directory), it reads the model's scores (OUT/scores), not the baseline's."""
 
 
 def add_arguments(p):
@@ -20,7 +21,13 @@ def add_arguments(p):
 
 
 def run(args):
+    from pathlib import Path
+
+    from waveunet_tf.evaluation import SCORES_DIR
     from waveunet_tf.statistics import format_stats, stats_of_folder
-    stats = stats_of_folder(args.json_dir)
+    folder = Path(args.json_dir)
+    if (folder / "evaluation.json").is_file() and (folder / SCORES_DIR).is_dir():
+        folder = folder / SCORES_DIR  # an evaluation folder: the model's scores, not the mixture baseline's
+    stats = stats_of_folder(folder)
     print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
     return 0
