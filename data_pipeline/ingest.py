@@ -7,7 +7,8 @@
 
 Each track is decoded once, checked (every stem present, same length and rate), resampled with librosa (soxr)
 and written as one WAV per stem plus the mixture; ``track.json`` is written last, so an interrupted run resumes
-and finished tracks are skipped. Nothing here imports TensorFlow.
+and finished tracks are skipped. The validation split rules are documented in ``waveunet prepare --help``.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,14 +27,6 @@ SUBSETS = ("train", "test")
 _STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MUSDB18 .stem.mp4 stream order
 PAPER_VALID_TRACKS = 25
 PAPER_SPLIT_SEED = 1234
-
-SPLIT_HELP = (
-    "musdb: the musdb package's official validation split (14 of the 100 train tracks); on a root whose train "
-    "tracks are not MUSDB18's (your own data, `waveunet synth`), the last quarter of the train tracks by sorted "
-    "name (at least one, if there are two or more) become validation tracks. "
-    "paper: 25 validation tracks drawn from the train tracks with a fixed seed (a quarter of them if there are "
-    "fewer than 100), as the paper did; the paper's exact list was never published, so this is a draw of the "
-    "same size, not the same tracks.")
 
 
 class BadTrack(UserError):
@@ -76,6 +69,11 @@ def find_tracks(root, wav: bool) -> list[dict]:
     return tracks
 
 
+def _quarter(n: int) -> int:
+    """Validation tracks held out of ``n`` train tracks: a quarter, at least one when there are two or more."""
+    return max(n // 4, 1 if n >= 2 else 0)
+
+
 def assign_splits(tracks: list[dict], split: str) -> str:
     """Set each track's ``split`` (train/valid/test); returns the rule used, in words, for the manifest."""
     train = sorted(t["name"] for t in tracks if t["subset"] == "train")
@@ -84,12 +82,12 @@ def assign_splits(tracks: list[dict], split: str) -> str:
         if official & set(train):
             valid, rule = official & set(train), "musdb: the musdb package's official validation tracks"
         else:
-            k = len(train) // 4 if len(train) >= 4 else (1 if len(train) >= 2 else 0)
+            k = _quarter(len(train))
             valid = set(train[len(train) - k:]) if k else set()
             rule = (f"musdb fallback: the train tracks are not MUSDB18's, so the last {k} of {len(train)} train "
                     f"tracks by sorted name are validation tracks")
     elif split == "paper":
-        k = PAPER_VALID_TRACKS if len(train) >= 100 else len(train) // 4
+        k = PAPER_VALID_TRACKS if len(train) >= 100 else _quarter(len(train))
         order = np.random.default_rng(PAPER_SPLIT_SEED).permutation(len(train))
         valid = {train[i] for i in order[:k]}
         rule = (f"paper: {k} of {len(train)} train tracks drawn with seed {PAPER_SPLIT_SEED} (the paper's own "
