@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_pipeline import evaluation_dataset, make_synthetic_dataset, open_cache, prepare_cache, training_dataset
+from data_pipeline import evaluation_dataset, open_cache, prepare_cache, training_dataset
 from waveunet_tf import shapes
 from waveunet_tf.cli import main
 from waveunet_tf.errors import UserError
