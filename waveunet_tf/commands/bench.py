@@ -14,7 +14,7 @@ def add_arguments(p):
             if e.name != f"waveunet_tf.commands.{module}":
                 raise
             continue
-        sp = sub.add_parser(kind, help=mod.HELP, description=mod.HELP)
+        sp = sub.add_parser(kind, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(sp)
         sp.set_defaults(_bench_run=mod.run)
 
