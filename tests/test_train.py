@@ -121,14 +121,14 @@ def test_stage_switch_doubles_the_batch_and_sets_the_fine_tuning_rate(cache, tmp
 
 @pytest.mark.slow
 def test_kill_9_then_resume_finishes_the_same_epochs_as_an_uninterrupted_run(cache, tmp_path):
-    protocol = [*TINY, *sets(steps_per_epoch=6, max_epochs=2, patience=50, fine_tune_patience=50), "--cache", cache]
+    protocol = [*TINY, *sets(steps_per_epoch=5, max_epochs=1, patience=50, fine_tune_patience=50), "--cache", cache]
 
     whole = tmp_path / "whole"
     r = waveunet("train", *protocol, "--run-dir", whole)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == str(whole)
     expected = [(row["epoch"], row["stage"]) for row in history(whole)]
-    assert expected == [("1", "1"), ("2", "1"), ("3", "2"), ("4", "2")]
+    assert expected == [("1", "1"), ("2", "2")]
     # the run dir holds everything the protocol promises
     config = json.loads((whole / "config.json").read_text())
     assert config["package_versions"]["tensorflow"] == "2.16.2" and config["num_layers"] == 3
@@ -151,17 +151,17 @@ def test_kill_9_then_resume_finishes_the_same_epochs_as_an_uninterrupted_run(cac
     p.send_signal(signal.SIGKILL)
     p.wait()
     at_kill = json.loads(state_file.read_text())["epoch"]
-    assert 1 <= at_kill < 4
+    assert at_kill == 1
 
     r = waveunet("train", *protocol, "--run-dir", killed, "--resume")
     assert r.returncode == 0, r.stderr
     assert f"resuming {killed} at epoch {at_kill + 1}" in r.stderr
     assert [(row["epoch"], row["stage"]) for row in history(killed)] == expected  # no epoch repeated or lost
     state = json.loads(state_file.read_text())
-    assert state["finished"] and state["epoch"] == 4 and state["step"] == 24
+    assert state["finished"] and state["epoch"] == 2 and state["step"] == 10
     assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == sorted(
         f"{name}.{ext}" for name in {state["checkpoint"], state["best_checkpoint"]}
         for ext in ("index", "data-00000-of-00001"))
 
     r = waveunet("train", *protocol, "--run-dir", killed, "--resume")  # a finished run stays finished
-    assert r.returncode == 0 and "already finished" in r.stderr and len(history(killed)) == 4
+    assert r.returncode == 0 and "already finished" in r.stderr and len(history(killed)) == 2
