@@ -22,7 +22,7 @@ QUICK = {
     "patience": 3,
     "fine_tune_patience": 2,
     "fine_tune_learning_rate": 3e-5,
-    "max_epochs": 12,  # per stage: the run ends even if it keeps improving
+    "max_epochs": 8,  # per stage: the run ends even if it keeps improving
 }
 
 
