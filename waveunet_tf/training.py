@@ -413,6 +413,18 @@ class _Run:
         s.finished, s.stop_reason = True, "early stopping in the fine-tuning stage"
 
     def run(self) -> RunState:
+        try:
+            return self._loop()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self._private:
+            shutil.rmtree(self._private, ignore_errors=True)
+
+    def _loop(self) -> RunState:
         s = self.state
         self.t.set_learning_rate(stage_settings(self.config, s.stage)[1])
         stream = None
@@ -437,10 +449,6 @@ class _Run:
         self._write_state()
         if self.cluster.is_chief and s.history:
             plot_loss(self.run_dir / "loss.png", s.history, s.stage_starts)
-        if self.writer is not None:
-            self.writer.close()
-        if self._private:
-            shutil.rmtree(self._private, ignore_errors=True)
         return s
 
     def run_epoch(self, stream, batch_size: int) -> None:
@@ -558,5 +566,6 @@ def train(config: WaveUNetConfig, run_dir, *, train_data, valid_data, strategy, 
         raise UserError("the workers resumed from different states: the run dir must be on a filesystem every "
                         "worker sees (or start over with --force)")
     if state.finished:
+        run.close()
         return state
     return run.run()
