@@ -209,12 +209,9 @@ def separate_array(model, config, audio, rate, window="default", progress=None) 
 
 
 def song_name(path) -> str:
-    """``OUT/<song>/``: the file name without its audio extensions (``x.stem.mp4`` -> ``x``)."""
-    name = Path(path).name
-    for suffix in reversed(Path(path).suffixes):
-        if len(suffix) <= 5 and name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return name or Path(path).name
+    """``OUT/<song>/``: the file name without its extension (and without ``.stem`` of ``x.stem.mp4``)."""
+    name = Path(path).stem
+    return name[:-len(".stem")] if name.endswith(".stem") and len(name) > len(".stem") else name
 
 
 def separate_files(paths, model_path, out_dir, force=False, window="default") -> list[Path]:
