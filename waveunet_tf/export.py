@@ -77,7 +77,7 @@ def _module(model, cfg):
                 hop = tf.minimum(max_hop, (n + step - 1) // step * step)
             else:
                 hop = tf.constant(max_hop)
-            w_in = hop + context_total  # valid: its output, hop + extra samples, starts on the grid
+            w_in = hop + context_total  # a valid input length: its output is hop + piece_extra samples
             count = (n + hop - 1) // hop
             needed = (count - 1) * hop + w_in
             batch = tf.shape(x)[0]
