@@ -206,7 +206,8 @@ def _metrics_md(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def _gain_line(gain: dict) -> str:
+def gain_line(gain: dict) -> str:
+    """``{source: dB}`` -> ``"vocals +10.80 dB, accompaniment +1.60 dB"``."""
     return ", ".join(f"{s} {g:+.2f} dB" if g is not None else f"{s} -" for s, g in gain.items())
 
 
@@ -241,13 +242,13 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
           f"`{SCORES_DIR}/`, estimates in the musdb layout beside them. Box plots: `sdr.png`.", "",
           "## SDR (dB), the paper's table", "", format_markdown(build_rows([out]))]
     if gain:
-        md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(gain)}."]
+        md += ["", f"Median SDR gain over the mixture as estimate: {gain_line(gain)}."]
     for title, g in group_docs.items():
         n = len(g["tracks"])
         md += ["", f"## {title} ({n} track{'s' if n != 1 else ''}: {', '.join(g['tracks'])})", "",
                _metrics_md(g["results"])]
         if g["gain"]:
-            md += ["", f"Median SDR gain over the mixture as estimate: {_gain_line(g['gain'])}."]
+            md += ["", f"Median SDR gain over the mixture as estimate: {gain_line(g['gain'])}."]
     md += ["", "## All metrics, all tracks", "", _metrics_md(results)]
     if baseline:
         md += ["", "## All metrics, the mixture as every source's estimate", "", _metrics_md(baseline)]

@@ -132,11 +132,11 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
 
 def gain_lines(summary: dict) -> list[str]:
     """One line per group (or for all tracks): the median SDR gain over the mixture as estimate."""
-    from waveunet_tf.evaluation import _gain_line
+    from waveunet_tf.evaluation import gain_line
     lines = []
     if summary.get("gain"):
-        lines.append(f"all {summary['results']['tracks']} test tracks: {_gain_line(summary['gain'])}")
+        lines.append(f"all {summary['results']['tracks']} test tracks: {gain_line(summary['gain'])}")
     for title, g in (summary.get("groups") or {}).items():
         if g.get("gain"):
-            lines.append(f"{title}: {_gain_line(g['gain'])}")
+            lines.append(f"{title}: {gain_line(g['gain'])}")
     return lines
