@@ -8,7 +8,7 @@ model and mono file: duplicated), separated, and each source resampled back. The
 float WAV at the input's sample rate and exact length: OUT/<song>/<source>.wav. An all-silent file gives silent
 stems. Existing stems are not overwritten without --force; every file is written atomically.
 
---window default runs long windows (about 20 s of output each, aligned to the network's decimation, so the
+--window default runs long windows (2**18 samples, 11.9 s at 22050 Hz, of output each, aligned to the network's decimation, so the
 result does not depend on the window length); --window paper runs the paper's training window for comparison.
 Models without context (M1, M2) always use their training window.
 
