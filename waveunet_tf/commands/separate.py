@@ -9,8 +9,8 @@ float WAV at the input's sample rate and exact length: OUT/<song>/<source>.wav. 
 stems. Existing stems are not overwritten without --force; every file is written atomically.
 
 --window default runs long windows (2**18 output samples each, 11.9 s at 22050 Hz), aligned to the network's
-decimation, so the result does not depend on the window length; --window paper runs the paper's training window for comparison.
-Models without context (M1, M2) always use their training window.
+decimation, so the result does not depend on the window length; --window paper runs the paper's training
+window for comparison. Models without context (M1, M2) always use their training window.
 
 MODEL: a run directory (best.keras), a .keras file, or a SavedModel version folder from `waveunet export`."""
 
