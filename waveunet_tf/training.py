@@ -49,6 +49,7 @@ CHECKPOINTS = "checkpoints"
 RUN_FILES = ("config.json", STATE_FILE, CHECKPOINTS, "best.keras", "history.csv", "logs", "loss.png")
 # Keys a resumed run may change: they do not change what is being trained.
 RESUMABLE_CHANGES = ("jit_compile", "max_epochs", "description")
+DATA_RAM_BUDGET = 256 * 2 ** 20  # bytes tf.data's AUTOTUNE may spend on buffers
 HISTORY_COLUMNS = ("epoch", "stage", "steps", "step", "batch_size", "learning_rate", "train_loss", "valid_loss",
                    "best_valid_loss", "improved", "wait", "seconds", "input_wait_s")
 
@@ -217,15 +218,23 @@ class Trainer:
 
         def fn(ctx):
             ds = dataset_fn(ctx.get_per_replica_batch_size(global_batch), worker_seed(seed, ctx.input_pipeline_id))
-            return ds.prefetch(self.tf.data.AUTOTUNE)
+            return ds.prefetch(2).with_options(self._data_options())
 
         return fn
+
+    def _data_options(self):
+        """Two batches ready ahead of the step are enough (a window reads in milliseconds); left alone, AUTOTUNE
+        grows its buffers up to half the RAM while a slow step waits, which is the peak memory of full-size M4."""
+        options = self.tf.data.Options()
+        options.autotune.ram_budget = DATA_RAM_BUDGET
+        return options
 
     def evaluate(self, dataset_fn, global_batch: int) -> float:
         """Mean per-example loss over a finite dataset (every validation window), shared among the workers."""
         def fn(ctx):
             ds = dataset_fn(ctx.get_per_replica_batch_size(global_batch))
-            return ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).prefetch(self.tf.data.AUTOTUNE)
+            return ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).prefetch(2).with_options(
+                self._data_options())
 
         total = count = 0.0
         for batch in self.distribute(fn):
