@@ -223,8 +223,8 @@ class Trainer:
         return fn
 
     def _data_options(self):
-        """Two batches ready ahead of the step are enough (a window reads in milliseconds); left alone, AUTOTUNE
-        grows its buffers up to half the RAM while a slow step waits, which is the peak memory of full-size M4."""
+        """Two batches ready ahead of the step are enough (a window reads in milliseconds); the RAM budget caps what
+        AUTOTUNE may buffer (by default up to half the RAM) while a slow step runs."""
         options = self.tf.data.Options()
         options.autotune.ram_budget = DATA_RAM_BUDGET
         return options
