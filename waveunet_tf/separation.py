@@ -104,8 +104,11 @@ def _runner(model, channels: int):
     import tensorflow as tf
     fn = _RUNNERS.get(model)
     if fn is None:
-        fn = tf.function(lambda x: model(x, training=False),
-                         input_signature=[tf.TensorSpec([1, None, channels], tf.float32)], reduce_retracing=True)
+        def forward(x):
+            return model(x, training=False)
+
+        fn = tf.function(forward, input_signature=[tf.TensorSpec([1, None, channels], tf.float32)],
+                         autograph=False)
         _RUNNERS[model] = fn
     return fn
 
