@@ -8,9 +8,8 @@ model and mono file: duplicated), separated, and each source resampled back. The
 float WAV at the input's sample rate and exact length: OUT/<song>/<source>.wav. An all-silent file gives silent
 stems. Existing stems are not overwritten without --force; every file is written atomically.
 
---window default runs long windows (equal lengths of at most 2**19 output samples, 23.8 s at 22050 Hz), aligned
-to the network's
-decimation, so the result does not depend on the window length; --window paper runs the paper's training
+--window default runs long windows (equal lengths of at most 2**19 output samples, 23.8 s at 22050 Hz),
+aligned to the network's decimation, so the result does not depend on the window length; --window paper runs the paper's training
 window for comparison. Models without context (M1, M2) always use their training window.
 
 MODEL: a run directory (best.keras), a .keras file, or a SavedModel version folder from `waveunet export`."""
