@@ -139,16 +139,23 @@ class WaveUNetConfig:
 
     @classmethod
     def from_json(cls, path) -> "WaveUNetConfig":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"config file {path} is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise UserError(f"config file {path} must hold a JSON object of config keys")
-        return cls.from_dict(d)
+        return cls.from_dict(read_json_object(path, "config file"))
+
+
+def read_json_object(path, what: str) -> dict:
+    """The JSON object in ``path``, or a one-line :class:`UserError` naming ``what`` and the file."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {what} {path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what} {path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{what} {path} must hold a JSON object of config keys")
+    return d
 
 
 def field_names() -> list[str]:

@@ -8,10 +8,9 @@ layout) and ``bias``; learned upsampling weights are ``separator/interp_<i>``. `
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from waveunet_tf.config import WaveUNetConfig
+from waveunet_tf.config import WaveUNetConfig, read_json_object
 from waveunet_tf.errors import UserError
 
 # official Config.py key -> our config key (values converted by _from_official)
@@ -41,16 +40,7 @@ def config_from_official(official: dict, name: str = "official") -> WaveUNetConf
 
 
 def load_official_config(path) -> WaveUNetConfig:
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"official config {path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"official config {path} is not valid JSON: {e}") from None
-    if not isinstance(d, dict):
-        raise UserError(f"official config {path} must be a JSON object")
-    return config_from_official(d, name=path.stem)
+    return config_from_official(read_json_object(path, "official config"), name=Path(path).stem)
 
 
 def official_variable_map(model, config) -> list[tuple[str, object]]:
