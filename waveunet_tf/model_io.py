@@ -18,27 +18,31 @@ def config_of(model) -> WaveUNetConfig:
     return WaveUNetConfig.from_dict(d)
 
 
-def resolve_keras_path(path) -> Path:
-    """A run directory means its ``best.keras``; a ``.keras`` file is itself."""
+KERAS_MODELS = "a run directory with best.keras, or a .keras file"
+
+
+def resolve_keras_path(path, accepted=KERAS_MODELS) -> Path:
+    """A run directory means its ``best.keras``; a ``.keras`` file is itself. ``accepted`` (for the message)
+    says what the command takes."""
     path = Path(path)
     if path.is_dir():
         if (path / "best.keras").is_file():
             return path / "best.keras"
         if (path / "saved_model.pb").is_file():
             raise UserError(f"{path} is a SavedModel; this command needs a run directory or a .keras file")
-        raise UserError(f"{path} is not a model: expected a run directory with best.keras, or a .keras file")
+        raise UserError(f"{path} is not a model: expected {accepted}")
     if not path.exists():
         raise UserError(f"model {path} does not exist")
     if path.suffix != ".keras":
-        raise UserError(f"{path} is not a model: expected a run directory with best.keras, or a .keras file")
+        raise UserError(f"{path} is not a model: expected {accepted}")
     return path
 
 
-def load_model(path):
+def load_model(path, accepted=KERAS_MODELS):
     """Load a Wave-U-Net from a run directory or ``.keras`` file -> (keras.Model, WaveUNetConfig)."""
     import keras
     import waveunet_tf.layers  # noqa: F401  (registers the custom layers)
-    file = resolve_keras_path(path)
+    file = resolve_keras_path(path, accepted)
     try:
         model = keras.models.load_model(file, compile=False)
     except Exception as e:
@@ -56,4 +60,4 @@ def load_any_model(path):
     if is_saved_model(path):
         from waveunet_tf.export import load_saved_model
         return load_saved_model(path)
-    return load_model(path)
+    return load_model(path, KERAS_MODELS.replace(", or", ",") + ", or a SavedModel version folder")
