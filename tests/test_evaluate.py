@@ -2,9 +2,7 @@
 agree with `stats`, resuming, and one-line errors."""
 
 import json
-import os
 
-import numpy as np
 import pytest
 import soundfile as sf
 

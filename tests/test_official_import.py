@@ -84,7 +84,7 @@ def test_checkpoint_that_does_not_fit_names_first_differing_variable(tmp_path):
 def test_official_config_json_and_cli(tmp_path):
     cfg = family_config("M5-difference-valid-learned-stereo")
     weights = official_variables(cfg, seed=5)
-    prefix = write_official_checkpoint(weights, tmp_path / "ckpt")
+    prefix = write_official_checkpoint(weights, tmp_path / "ckpt")  # .../ckpt-1234
     official = {"num_layers": 3, "num_initial_filters": 3, "filter_size": 5, "merge_filter_size": 3,
                 "input_filter_size": 5, "output_filter_size": 1, "upsampling": "learned",
                 "output_type": "difference", "context": True, "source_names": ["accompaniment", "vocals"],
@@ -93,7 +93,7 @@ def test_official_config_json_and_cli(tmp_path):
     assert config_from_official(official).input_length == cfg.input_length
     (tmp_path / "cfg.json").write_text(json.dumps(official))
     out = tmp_path / "imported.keras"
-    cmd = [sys.executable, "-m", "waveunet_tf.cli", "import-official", str(tmp_path / "ckpt-1234"),
+    cmd = [sys.executable, "-m", "waveunet_tf.cli", "import-official", prefix,
            "--official-config", str(tmp_path / "cfg.json"), "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

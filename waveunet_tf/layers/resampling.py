@@ -52,7 +52,7 @@ class LinearUpsample(keras.layers.Layer):
         size = tf.stack([1, 2 * n - 1 if self.context else 2 * n])
         y = tf.raw_ops.ResizeBilinear(images=x[:, None], size=size, align_corners=self.context,
                                       half_pixel_centers=False)
-        return y[:, 0]
+        return tf.cast(y[:, 0], x.dtype)  # the kernel always returns float32 (matters under mixed_float16)
 
     def compute_output_shape(self, input_shape):
         b, t, c = input_shape
