@@ -21,3 +21,15 @@ def add_arguments(p):
 
 def run(args):
     return args._bench_run(args)
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def print_result(result: dict, as_json: bool, text: str) -> None:
+    """A bench's result: one JSON document on stdout with ``--json``, else the human-readable ``text``."""
+    import json
+    print(json.dumps(result) if as_json else text)

@@ -15,8 +15,6 @@ def add_arguments(p):
 
 
 def run(args):
-    import json
-    import resource
     import statistics
     import sys
     import time
@@ -24,6 +22,7 @@ def run(args):
     import numpy as np
 
     from waveunet_tf import build_model, variant_config
+    from waveunet_tf.commands.bench import peak_rss_mb, print_result
     from waveunet_tf.errors import UsageError
     from waveunet_tf.separation import separate_array
 
@@ -51,13 +50,11 @@ def run(args):
     paper = timed("paper")
     result = {"variant": cfg.name, "audio_s": round(args.seconds, 3), "paper_s_per_s": round(paper, 5),
               "default_s_per_s": round(default, 5), "speedup": round(paper / default, 2),
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{cfg.name}, {args.seconds:g} s stereo song, median of {args.repeats} runs:\n"
-              f"  paper windows   {paper:.4f} s compute per s of audio\n"
-              f"  default windows {default:.4f} s compute per s of audio\n"
-              f"  speedup         {paper / default:.2f}x\n"
-              f"  peak RSS        {result['peak_rss_mb']:.0f} MB")
+              "peak_rss_mb": peak_rss_mb()}
+    print_result(result, args.json,
+                 f"{cfg.name}, {args.seconds:g} s stereo song, median of {args.repeats} runs:\n"
+                 f"  paper windows   {paper:.4f} s compute per s of audio\n"
+                 f"  default windows {default:.4f} s compute per s of audio\n"
+                 f"  speedup         {paper / default:.2f}x\n"
+                 f"  peak RSS        {result['peak_rss_mb']:.0f} MB")
     return 0

@@ -40,13 +40,12 @@ def _cpu_seconds():
 
 
 def run(args):
-    import json
-    import resource
     import statistics
     import sys
     import tempfile
     import time
 
+    from waveunet_tf.commands.bench import peak_rss_mb, print_result
     from waveunet_tf.errors import UsageError
     for name in ("batches", "runs"):
         if getattr(args, name) < 1:
@@ -80,14 +79,11 @@ def run(args):
             cpu_ms.append(1000 * (_cpu_seconds() - cpu) / (args.batches * batch))
             if not args.json:
                 print(f"run {r + 1}/{args.runs}: {rates[-1]:.0f} windows/s", file=sys.stderr)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result = {"variant": config.name, "windows_per_s": round(statistics.median(rates), 1),
-              "peak_rss_mb": round(peak_mb, 1)}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{config.name}: {result['windows_per_s']:.0f} windows/s (median of {args.runs} runs of "
-              f"{args.batches} batches of {batch}; input {config.input_length}, output {config.output_length} "
-              f"samples, {'+'.join(config.sources)}), {statistics.median(cpu_ms):.2f} ms of CPU per window, "
-              f"peak memory {result['peak_rss_mb']:.0f} MB")
+              "peak_rss_mb": peak_rss_mb()}
+    print_result(result, args.json,
+                 f"{config.name}: {result['windows_per_s']:.0f} windows/s (median of {args.runs} runs of "
+                 f"{args.batches} batches of {batch}; input {config.input_length}, output {config.output_length} "
+                 f"samples, {'+'.join(config.sources)}), {statistics.median(cpu_ms):.2f} ms of CPU per window, "
+                 f"peak memory {result['peak_rss_mb']:.0f} MB")
     return 0

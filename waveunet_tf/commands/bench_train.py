@@ -63,12 +63,11 @@ def measure(config, cache, batch_size, steps, warmup, log=None):
 
 
 def run(args):
-    import json
-    import resource
     import statistics
     import sys
     import tempfile
 
+    from waveunet_tf.commands.bench import peak_rss_mb, print_result
     from waveunet_tf.errors import UsageError
     if args.steps < 1 or args.warmup < 0:
         raise UsageError(f"--steps must be at least 1 and --warmup at least 0 (got {args.steps}, {args.warmup})")
@@ -91,11 +90,9 @@ def run(args):
     median = statistics.median(step_s)
     result = {"variant": config.name, "batch_size": batch, "step_s_median": round(median, 4),
               "examples_per_s": round(batch / median, 3), "input_wait_s": round(sum(wait_s), 4),
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{config.name}{' (jit)' if config.jit_compile else ''}, batch {batch}: {median:.3f} s/step "
-              f"(median of {args.steps}), {result['examples_per_s']:.2f} examples/s, waited "
-              f"{result['input_wait_s']:.3f} s for input in total, peak memory {result['peak_rss_mb']:.0f} MB")
+              "peak_rss_mb": peak_rss_mb()}
+    print_result(result, args.json,
+                 f"{config.name}{' (jit)' if config.jit_compile else ''}, batch {batch}: {median:.3f} s/step "
+                 f"(median of {args.steps}), {result['examples_per_s']:.2f} examples/s, waited "
+                 f"{result['input_wait_s']:.3f} s for input in total, peak memory {result['peak_rss_mb']:.0f} MB")
     return 0
