@@ -15,28 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from waveunet_tf.errors import UserError
-
-
-@contextlib.contextmanager
-def atomic_path(path, suffix=None):
-    """Yield a temporary path beside ``path``; on success it is renamed over ``path`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+from waveunet_tf.files import atomic_path, atomic_write_text  # noqa: F401  (moved; callers move to files)
 
 
 def write_wav(path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:

@@ -9,6 +9,7 @@ Without context ("same" convolutions) input and output have the same length, a m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from waveunet_tf.errors import UserError
@@ -108,21 +109,123 @@ def check_input_length(cfg, n: int) -> None:
                         f"(valid: {min_input_length(cfg)} + k*{step(cfg)})")
 
 
-def output_length_for_input(cfg, n: int) -> int:
-    """Output samples the network produces from a valid input of ``n`` samples."""
-    check_input_length(cfg, n)
-    left, right = context(cfg)
-    return n - left - right
+def ceil_div(a, b):
+    """``ceil(a / b)`` for positive integers; also for TensorFlow integer tensors (the export's in-graph plan)."""
+    return (a + b - 1) // b
 
 
-def inference_window(cfg, n: int) -> tuple[int, int]:
-    """Smallest valid (input, output) window whose output covers ``n`` samples."""
-    if n < 1:
-        raise UserError(f"a window must cover at least one sample, not {n}")
+def round_up(a, multiple):
+    """``a`` rounded up to a multiple of ``multiple`` (integers or integer tensors)."""
+    return ceil_div(a, multiple) * multiple
+
+
+# --- the window plan: how every inference path cuts a song into windows ----------------------------------
+#
+# Song samples are at the model's rate. Window ``i`` reads the song's samples ``[i*hop - left, i*hop - left +
+# input_length)`` (zeros beyond either end) and predicts ``output_length`` samples starting at song sample
+# ``i*hop``; the first ``hop`` of them are kept (the last window's cropped to the song), so the kept parts join
+# without gap or overlap.
+#
+# The network decimates ``num_layers`` times, so what it computes depends on where a window starts modulo
+# ``2**num_layers`` (the decimation phase). Aligned windows (every path's default) use a ``hop`` that is a
+# multiple of ``2**num_layers``: every window sees the same phase, and the stems do not depend on the window
+# length at all. The context is then paid once per long window instead of once per training window, which is
+# what makes whole songs fast. ``paper`` windows reproduce the official prediction: the training window with
+# ``hop = output_length``, so consecutive windows see different phases. Models without context were trained on
+# windows zero-padded at their edges ("same" convolutions) and always use their training window.
+
+@dataclasses.dataclass(frozen=True)
+class WindowGeometry:
+    """What the plan needs to know of a model: context ``left``/``right`` (samples), the alignment ``step``
+    (``2**num_layers``; the training window without context), and ``extra``: the samples a valid window
+    predicts beyond a hop that is a multiple of ``step`` (valid output lengths are ``out0 + k*step``, so
+    ``extra = out0 % step``). The export's ``model_info`` carries the same four numbers."""
+
+    left: int
+    right: int
+    step: int
+    extra: int = 0
+
+    @classmethod
+    def of(cls, cfg) -> "WindowGeometry":
+        if not cfg.context:
+            return cls(0, 0, cfg.input_length, 0)
+        left, right = context(cfg)
+        out0 = lengths_for_bottleneck(cfg, min_bottleneck(cfg))[1]
+        return cls(left, right, step(cfg), out0 % step(cfg))
+
+    @classmethod
+    def of_facts(cls, facts: dict) -> "WindowGeometry":
+        """From an exported model's ``model_info`` facts. Its ``piece`` signature returns exactly the kept
+        samples (its right context includes ``extra``), so ``extra`` is 0 here."""
+        return cls(int(facts["piece_context_left"]), int(facts["piece_context_right"]), int(facts["piece_multiple"]))
+
+    @property
+    def has_context(self) -> bool:
+        return bool(self.left or self.right)
+
+    def window_input(self, hop):
+        """Input samples of an aligned window keeping ``hop`` samples (integers or integer tensors)."""
+        return hop + self.extra + self.left + self.right
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+    """``count`` windows of ``input_length`` samples every ``hop`` samples over a song of ``length`` samples;
+    window ``i`` reads from song sample ``input_start(i)`` and keeps ``kept(i)`` of its ``output_length``."""
+
+    length: int
+    input_length: int
+    output_length: int
+    hop: int
+    left: int
+
+    @property
+    def count(self) -> int:
+        return ceil_div(self.length, self.hop)
+
+    def input_start(self, i: int) -> int:
+        return i * self.hop - self.left
+
+    def kept(self, i: int) -> int:
+        return min(self.hop, self.length - i * self.hop)
+
+
+def aligned_hop(length, max_hop, step_):
+    """The hop of aligned windows over ``length`` samples: as few windows as ``max_hop`` allows (a multiple of
+    ``step_``), all of about the same length, so no window is mostly padding; a short song gets one window just
+    long enough. Pure integer arithmetic, so the export's graph computes it from the same lines."""
+    count = ceil_div(length, max_hop)
+    return round_up(ceil_div(length, count), step_)
+
+
+def plan_aligned(geometry: WindowGeometry, length: int, max_hop: int) -> WindowPlan:
+    """Aligned windows of at most ``max_hop`` kept samples (rounded down to a multiple of ``geometry.step``, at
+    least one step) over a song of ``length`` samples. A model without context always uses its training
+    window (``geometry.step``)."""
+    if length < 1:
+        raise UserError("cannot separate an empty signal")
+    if not geometry.has_context:
+        max_hop = geometry.step
+    max_hop = max(geometry.step, int(max_hop) // geometry.step * geometry.step)
+    hop = aligned_hop(length, max_hop, geometry.step)
+    return WindowPlan(length, geometry.window_input(hop), hop + geometry.extra, hop, geometry.left)
+
+
+def plan_paper(cfg, length: int) -> WindowPlan:
+    """The official prediction's windows: the training window, ``hop = output_length`` (phases differ)."""
+    if length < 1:
+        raise UserError("cannot separate an empty signal")
     if not cfg.context:
-        k = max(1, math.ceil(n / step(cfg)))
-        return k * step(cfg), k * step(cfg)
-    x0 = min_bottleneck(cfg)
-    out0 = lengths_for_bottleneck(cfg, x0)[1]
-    x = x0 + max(0, math.ceil((n - out0) / step(cfg)))
-    return lengths_for_bottleneck(cfg, x)
+        return plan_aligned(WindowGeometry.of(cfg), length, cfg.input_length)
+    return WindowPlan(length, cfg.input_length, cfg.output_length, cfg.output_length, context(cfg)[0])
+
+
+# Kept samples per default window of a context model: 2**19 (23.8 s at 22050 Hz). Measured on M4, 2 cores:
+# 4.3x faster than the paper's windows, and a 10-minute 44.1 kHz song separates under 2 GB peak.
+DEFAULT_MAX_HOP = 2**19
+
+
+def default_plan(cfg, length: int) -> WindowPlan:
+    """The windows ``waveunet separate`` uses by default: aligned, at most :data:`DEFAULT_MAX_HOP` kept samples."""
+    return plan_aligned(WindowGeometry.of(cfg), length, DEFAULT_MAX_HOP)
