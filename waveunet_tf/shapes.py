@@ -94,11 +94,16 @@ def is_valid_input_length(cfg, n: int) -> bool:
 
 def nearest_valid_input_lengths(cfg, n: int) -> list[int]:
     """The valid input lengths just below and above ``n`` (one if ``n`` is below the smallest)."""
-    first, s = min_input_length(cfg), step(cfg)
+    return lengths_near(min_input_length(cfg), step(cfg), n)
+
+
+def lengths_near(first: int, spacing: int, n: int) -> list[int]:
+    """The lengths ``first + k*spacing`` (k >= 0) just below and above ``n``: ``[n]`` if ``n`` is one of them,
+    ``[first]`` if ``n`` is below ``first``. (The model's ``InputCheck`` layer knows only these two numbers.)"""
     if n <= first:
         return [first]
-    below = first + ((n - first) // s) * s
-    return [below] if below == n else [below, below + s]
+    below = first + ((n - first) // spacing) * spacing
+    return [below] if below == n else [below, below + spacing]
 
 
 def check_input_length(cfg, n: int) -> None:
