@@ -1,19 +1,56 @@
 """waveunet-tf: the Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) in TensorFlow/Keras.
 
 Public names: ``variant_config(name, **overrides)``, ``build_model(config)``, ``WaveUNetConfig``.
-TensorFlow is imported lazily, so ``waveunet --help`` answers at once.
+
+Importing the package is enough for ``keras.models.load_model`` to find the model's layers (keras-hub's
+convention), before or after ``import keras``; yet TensorFlow is not imported here, so ``waveunet --help``
+answers at once: the layers register the moment Keras is (or already was) imported.
 """
 
-__version__ = "0.1.0"
+import importlib.abc
+import importlib.util
+import sys
 
-from waveunet_tf.config import WaveUNetConfig, variant_config, variant_names  # noqa: E402  (no TF import)
+from waveunet_tf.config import WaveUNetConfig, variant_config, variant_names
+
+__version__ = "0.1.0"
 
 
 def __getattr__(name):
     if name == "build_model":
-        from waveunet_tf.builder import build_model
+        from waveunet_tf.builder import build_model  # heavy: imports Keras and TensorFlow
         return build_model
     raise AttributeError(f"module 'waveunet_tf' has no attribute {name!r}")
 
+
+def _register_keras_objects():
+    """Import the modules whose decorators register the layers and ``WaveUNet`` with Keras."""
+    import waveunet_tf.builder  # noqa: F401  (heavy: imports Keras and TensorFlow)
+
+
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: on the first import of ``keras`` it wraps Keras' own loader so that, once ``keras``
+    has finished loading, our Keras objects register; then it removes itself."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+
+            def load_then_register(module):
+                load(module)
+                _register_keras_objects()
+
+            spec.loader.exec_module = load_then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_keras_objects()
+else:
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
 __all__ = ["WaveUNetConfig", "variant_config", "variant_names", "build_model", "__version__"]

@@ -10,11 +10,14 @@ from waveunet_tf.errors import UserError
 
 
 def config_of(model) -> WaveUNetConfig:
-    """The resolved config a model was built from (carried by its ``input_check`` layer)."""
+    """The resolved config a model was built from: a :class:`waveunet_tf.builder.WaveUNet` carries it; models
+    saved before that class existed carry it in their ``input_check`` layer."""
+    if getattr(model, "waveunet_config", None) is not None:
+        return model.waveunet_config
     try:
         d = model.get_layer("input_check").waveunet_config
-    except ValueError:
-        raise UserError(f"model {model.name!r} was not built by waveunet_tf.build_model") from None
+    except ValueError as e:
+        raise UserError(f"model {model.name!r} was not built by waveunet_tf.build_model") from e
     return WaveUNetConfig.from_dict(d)
 
 
