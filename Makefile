@@ -1,5 +1,6 @@
 # The README's commands. Both `make demo` and `make test` start from nothing:
 # they create .venv, install the pinned stack and make sure ffmpeg/ffprobe exist.
+# `make test` lists why each skipped test skipped (-rs).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -28,7 +29,7 @@ ffmpeg:
 	fi
 
 test: install ffmpeg
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 demo: install ffmpeg
 	$(BIN)/python experiments/demo.py

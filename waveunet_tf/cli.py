@@ -10,8 +10,10 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
+import warnings
 
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UserError, first_line
 
 # command name -> module under waveunet_tf.commands (each defines HELP, add_arguments(parser), run(args))
 COMMANDS = {
@@ -28,6 +30,7 @@ COMMANDS = {
     "client": "client",
     "bench": "bench",
     "reproduce": "reproduce",
+    "models": "models",
 }
 
 
@@ -56,20 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_known_noise() -> None:
+    """Hide what the pinned third-party stack prints on every run and a user can do nothing about: TF's C++
+    start-up chatter (cuda plugins) and its libraries' deprecation notices. Every other warning is shown."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!waveunet_tf|data_pipeline)")
+
+
+def _report(args, debug: bool, line: str) -> None:
+    """One line on stderr; with ``--debug`` the traceback (with its causes) first."""
+    if debug:
+        traceback.print_exc()
+    print(f"waveunet {args.command}: {line}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
-    if not debug:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TF's C++ start-up chatter (cuda plugins) is not for users
-        import warnings
-        warnings.filterwarnings("ignore")
+    if debug:
+        warnings.simplefilter("default")  # everything, deprecation notices included
+    else:
+        quiet_known_noise()
     try:
         code = args._run(args)
     except UserError as e:
-        if debug:
-            raise
-        print(f"waveunet {args.command}: error: {e}", file=sys.stderr)
+        _report(args, debug, f"error: {e}")
         return e.exit_code
     except BrokenPipeError:  # e.g. `waveunet variants | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -78,11 +94,9 @@ def main(argv=None) -> int:
         print(f"waveunet {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # an unexpected failure: still one line, the traceback with --debug
-        if debug:
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"waveunet {args.command}: failed: {type(e).__name__}: {msg} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        what = type(e).__name__ + (f": {first_line(e)}" if str(e).strip() else "")
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        _report(args, debug, f"failed: {what}{hint}")
         return 1
     return int(code or 0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from waveunet_tf.config import WaveUNetConfig, read_json_object
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UserError, first_line
 
 # official Config.py key -> our config key (values converted by _from_official)
 OFFICIAL_KEYS = ("num_layers", "num_initial_filters", "filter_size", "merge_filter_size", "input_filter_size",
@@ -40,12 +40,13 @@ def config_from_official(official: dict, name: str = "official") -> WaveUNetConf
 
 
 def load_official_config(path) -> WaveUNetConfig:
+    """Our config from an official configuration JSON file (named after the file)."""
     return config_from_official(read_json_object(path, "official config"), name=Path(path).stem)
 
 
 def official_variable_map(model, config) -> list[tuple[str, object]]:
     """(checkpoint variable name, Keras variable) pairs in the official creation order."""
-    from waveunet_tf.builder import conv_layer_names
+    from waveunet_tf.builder import conv_layer_names  # heavy: imports Keras and TensorFlow
     pairs = []
     convs = conv_layer_names(config)
     for k, layer_name in enumerate(convs):
@@ -74,11 +75,11 @@ def import_checkpoint(checkpoint, config: WaveUNetConfig):
     """
     import tensorflow as tf
 
-    from waveunet_tf.builder import build_model
+    from waveunet_tf.builder import build_model  # heavy: imports Keras and TensorFlow
     try:
         reader = tf.train.load_checkpoint(str(checkpoint))
     except (ValueError, tf.errors.OpError) as e:
-        raise UserError(f"{checkpoint} is not a TensorFlow checkpoint: {str(e).splitlines()[0]}") from None
+        raise UserError(f"{checkpoint} is not a TensorFlow checkpoint: {first_line(e)}") from e
     shapes = reader.get_variable_to_shape_map()
     model = build_model(config)
     pairs = official_variable_map(model, config)

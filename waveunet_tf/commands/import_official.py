@@ -1,3 +1,12 @@
+"""``waveunet import-official``: an official TF1 checkpoint -> a ``.keras`` model."""
+
+from pathlib import Path
+
+from waveunet_tf.config import variant_config
+from waveunet_tf.errors import UsageError, UserError
+from waveunet_tf.files import atomic_path
+from waveunet_tf.official_import import import_checkpoint, load_official_config
+
 HELP = "import a checkpoint of the official TensorFlow 1 implementation into a .keras model"
 DESCRIPTION = HELP + """
 
@@ -17,23 +26,17 @@ def add_arguments(p):
 
 
 def run(args):
-    from pathlib import Path
-
-    from waveunet_tf.errors import UsageError, UserError
     out = Path(args.out)
     if out.suffix != ".keras":
         raise UsageError(f"--out must end in .keras, not {out.name!r}")
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
-    from waveunet_tf.audio import atomic_path
-    from waveunet_tf.config import variant_config
-    from waveunet_tf.official_import import import_checkpoint, load_official_config
     config = variant_config(args.variant) if args.variant else load_official_config(args.official_config)
     model = import_checkpoint(args.checkpoint, config)
     try:
         with atomic_path(out, suffix=".keras") as tmp:
             model.save(tmp)
     except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror}") from None
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from e
     print(f"imported {args.checkpoint} as {config.name} ({model.count_params():,} parameters) -> {out}")
     return 0
