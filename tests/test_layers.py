@@ -65,15 +65,18 @@ def test_difference_output_and_clipping_only_at_inference():
 def test_input_check_rejects_bad_channels_and_lengths():
     check = InputCheck(channels=2, min_length=19, step=8)
     assert np.asarray(check(np.zeros((1, 27, 2), np.float32))).shape == (1, 27, 2)
-    with pytest.raises(Exception, match="nearest valid lengths are 19 or 27"):
+    with pytest.raises(Exception, match=r"nearest valid lengths are 19 or 27 \(valid: 19 \+ k\*8\)"):
         check(np.zeros((1, 20, 2), np.float32))
+    with pytest.raises(Exception, match=r"input length 5 is not valid: the nearest valid lengths are 19 \("):
+        check(np.zeros((1, 5, 2), np.float32))
     with pytest.raises(Exception, match="the mixture has 1 channels; this model takes 2"):
         check(np.zeros((1, 27, 1), np.float32))
 
 
 @pytest.mark.parametrize("layer", [Decimate(), LinearUpsample(context=False), LearnedUpsample(context=True),
                                    CropAndConcat(), ClipAtInference(), DifferenceOutput(),
-                                   InputCheck(2, 19, 8, {"name": "x"})], ids=lambda l: type(l).__name__)
+                                   InputCheck(2, 19, 8), InputCheck(2, 19, 8, {"name": "x"})],
+                         ids=lambda l: type(l).__name__ + ("_old" if getattr(l, "waveunet_config", None) else ""))
 def test_layer_config_round_trip(layer):
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)

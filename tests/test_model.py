@@ -1,33 +1,65 @@
-"""build_model: every paper variant at full size (official lengths and parameter counts), .keras round trips,
-several valid lengths, and the CLI's variants table."""
+"""build_model against the official implementation's measured sizes (../shared/reference/official_variants.json),
+.keras round trips, Keras' loading convention in a fresh process, files written by the previous layout, several
+valid lengths, and the CLI's variants table."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from waveunet_tf import build_model, shapes, variant_config
+from waveunet_tf.builder import WaveUNet
 from waveunet_tf.config import reference_facts, variant_names
 from waveunet_tf.model_io import load_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+OFFICIAL_VARIANTS = SHARED / "reference" / "official_variants.json"
+OFFICIAL_TF1 = SHARED / "fixtures" / "official_tf1"
+OLD_LAYOUT = Path(__file__).parent / "data" / "old_layout_M5_tiny.keras"  # saved by the code of commit f826a35
+EIGHT = ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M5-HighSR"]
+slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def official():
+    """The official implementation's facts per variant: lengths and trainable parameter counts."""
+    if not OFFICIAL_VARIANTS.is_file():
+        pytest.skip(f"no shared reference beside the checkout ({OFFICIAL_VARIANTS})")
+    return json.loads(OFFICIAL_VARIANTS.read_text())
 
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "waveunet_tf.cli", *args], capture_output=True, text=True)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", variant_names())
-def test_full_size_variant_is_exactly_official(tmp_path, name):
-    facts, cfg = reference_facts()[name], variant_config(name)
+def tiny(name, **kw):
+    kw = {"num_layers": 3, "num_initial_filters": 4,
+          "requested_output": 20 if variant_config(name).context else 16, **kw}
+    return variant_config(name, **kw)
+
+
+@pytest.mark.parametrize("name", ["M4", "M7"] + [pytest.param(n, marks=slow) for n in EIGHT if n not in ("M4", "M7")])
+def test_built_model_has_the_official_weight_count_and_lengths(official, name):
+    cfg, facts = variant_config(name), official[name]
     model = build_model(cfg)
-    assert model.count_params() == facts["params"]
-    assert [t.name for t in model.inputs] == ["mixture"] or model.input_names == ["mixture"]
-    saved = tmp_path / f"{name}.keras"
-    model.save(saved)
-    loaded = keras.models.load_model(saved)  # no custom_objects: the layers are registered
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == facts["params"]
+    assert not model.non_trainable_weights
+    assert (cfg.input_length, cfg.output_length) == (facts["input_length"], facts["output_length"])
+    assert list(model.output) == facts["sources"] and model.input.shape[-1] == facts["channels"]
+
+
+@slow
+@pytest.mark.parametrize("name", EIGHT)
+def test_full_size_variant_runs_at_the_official_lengths_and_round_trips(official, tmp_path, name):
+    facts, cfg = official[name], variant_config(name)
+    model = build_model(cfg)
+    model.save(tmp_path / f"{name}.keras")
+    loaded = keras.models.load_model(tmp_path / f"{name}.keras")  # no custom_objects: the package registered them
     rng = np.random.default_rng(0)
     for n_in in (facts["input_length"], facts["input_length"] + shapes.step(cfg)):
         x = rng.uniform(-0.5, 0.5, (1, n_in, facts["channels"])).astype(np.float32)
@@ -41,20 +73,104 @@ def test_full_size_variant_is_exactly_official(tmp_path, name):
 
 @pytest.mark.parametrize("name", variant_names())
 def test_small_variant_round_trips_with_its_config(tmp_path, name):
-    cfg = variant_config(name, num_layers=3, num_initial_filters=4,
-                         requested_output=16 if not variant_config(name).context else 20)
+    cfg = tiny(name)
     model = build_model(cfg)
     model.save(tmp_path / "m.keras")
     loaded, loaded_cfg = load_model(tmp_path / "m.keras")
-    assert loaded_cfg == cfg
+    assert isinstance(loaded, WaveUNet) and loaded_cfg == cfg
     x = np.random.default_rng(1).uniform(-1, 1, (2, cfg.input_length, cfg.channels)).astype(np.float32)
     for s in cfg.sources:
         np.testing.assert_allclose(model(x)[s], loaded(x)[s], atol=1e-6)
         assert model(x)[s].shape == (2, cfg.output_length, cfg.channels)
 
 
+def test_a_file_saved_with_the_config_in_its_input_check_still_loads():
+    old, cfg = load_model(OLD_LAYOUT)
+    assert cfg == variant_config("M5", num_layers=2, num_initial_filters=2, filter_size=5, merge_filter_size=3,
+                                 input_filter_size=5, requested_output=16)
+    new = build_model(cfg)  # the same weights in today's model give the same outputs
+    for layer in new.layers:
+        layer.set_weights(old.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(3).uniform(-1, 1, (1, cfg.input_length + shapes.step(cfg), 2)).astype(np.float32)
+    y_old, y_new = old(x), new(x)
+    for s in cfg.sources:
+        np.testing.assert_array_equal(np.asarray(y_old[s]), np.asarray(y_new[s]))
+        assert np.abs(np.asarray(y_new[s])).max() > 0.01
+
+
+LOAD_SCRIPT = """
+import sys
+{imports}
+import numpy as np
+for path in sys.argv[1:]:
+    model = keras.models.load_model(path)
+    outputs = model(np.load(path + ".in.npy"), training=False)
+    np.savez(path + ".out.npz", **{{k: np.asarray(v) for k, v in outputs.items()}})
+"""
+PACKAGE_FIRST = ("import waveunet_tf\n"
+                 "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'the package imported TF'\n"
+                 "import keras")
+
+
+def load_in_fresh_processes(expected: dict):
+    """``expected``: {.keras path: (input [B, T, C], {source: output})}. Loads each file with plain
+    keras.models.load_model in two fresh processes (the package imported before and after keras)."""
+    for path, (x, _) in expected.items():
+        np.save(f"{path}.in.npy", x)
+    for imports in (PACKAGE_FIRST, "import keras\nimport waveunet_tf"):
+        res = subprocess.run([sys.executable, "-c", LOAD_SCRIPT.format(imports=imports), *map(str, expected)],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        for path, (_, want) in expected.items():
+            with np.load(f"{path}.out.npz") as got:
+                assert sorted(got) == sorted(want)
+                for s in want:
+                    np.testing.assert_allclose(got[s], want[s], atol=1e-5, err_msg=f"{path} {s}")
+
+
+def test_import_waveunet_tf_is_enough_for_keras_load_model(tmp_path):
+    case = OFFICIAL_TF1 / "tiny_M5"
+    if not case.is_dir():
+        pytest.skip(f"no official TF1 checkpoints beside the checkout ({OFFICIAL_TF1})")
+    cfg = tiny("M5")
+    built = build_model(cfg)
+    built.save(tmp_path / "built.keras")
+    x = np.random.default_rng(4).uniform(-1, 1, (1, cfg.input_length, cfg.channels)).astype(np.float32)
+    expected = {tmp_path / "built.keras": (x, {s: np.asarray(v) for s, v in built(x, training=False).items()})}
+
+    old, old_cfg = load_model(OLD_LAYOUT)
+    x_old = np.random.default_rng(5).uniform(-1, 1, (2, old_cfg.input_length, 2)).astype(np.float32)
+    shutil.copy(OLD_LAYOUT, tmp_path / "old.keras")  # the loader writes its inputs and outputs beside the file
+    expected[tmp_path / "old.keras"] = (x_old, {s: np.asarray(v) for s, v in old(x_old, training=False).items()})
+
+    # written by `waveunet import-official`; expected: the official graph's outputs
+    res = run_cli("import-official", str(case), "--official-config", str(case / "config.json"),
+                  "--out", str(tmp_path / "imported.keras"))
+    assert res.returncode == 0, res.stderr
+    with np.load(case / "io.npz") as io:
+        expected[tmp_path / "imported.keras"] = (io["mixture"], {s: io[s] for s in io.files if s != "mixture"})
+    load_in_fresh_processes({str(k): v for k, v in expected.items()})
+
+
+@slow
+def test_a_model_written_by_train_loads_with_plain_keras(tmp_path):
+    import data_pipeline
+    rate = 8192
+    data_pipeline.make_synthetic_dataset(tmp_path / "synth", tracks=2, test_tracks=0, seconds=3, seed=2)
+    data_pipeline.prepare_cache(tmp_path / "synth", tmp_path / "cache", rate, wav=True)
+    sets = dict(sample_rate=rate, num_layers=3, num_initial_filters=4, requested_output=256, batch_size=2,
+                steps_per_epoch=2, max_epochs=1)
+    res = run_cli("train", "--variant", "M4", *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
+                  "--cache", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"), "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    model, cfg = load_model(tmp_path / "run")
+    x = np.random.default_rng(6).uniform(-1, 1, (1, cfg.input_length, cfg.channels)).astype(np.float32)
+    load_in_fresh_processes({str(tmp_path / "run" / "best.keras"):
+                             (x, {s: np.asarray(v) for s, v in model(x, training=False).items()})})
+
+
 def test_difference_output_sums_to_mixture_and_tanh_range():
-    cfg = variant_config("M6", num_layers=3, num_initial_filters=4, requested_output=20)
+    cfg = tiny("M6")
     model = build_model(cfg)
     x = np.random.default_rng(2).uniform(-0.3, 0.3, (1, cfg.input_length, 2)).astype(np.float32)
     y = model(x, training=True)
@@ -65,37 +181,34 @@ def test_difference_output_sums_to_mixture_and_tanh_range():
 
 
 def test_model_rejects_bad_length_and_channels():
-    cfg = variant_config("M4", num_layers=3, num_initial_filters=4, requested_output=20)
+    cfg = tiny("M4")
     model = build_model(cfg)
-    with pytest.raises(Exception, match="nearest valid lengths are"):
-        model(np.zeros((1, cfg.input_length + 1, 2), np.float32))
+    # worked by hand: valid lengths are input_length + k * 2**3
+    n = cfg.input_length + 1
+    with pytest.raises(Exception, match=f"nearest valid lengths are {cfg.input_length} or {cfg.input_length + 8}"):
+        model(np.zeros((1, n, 2), np.float32))
     with pytest.raises(Exception, match="this model takes 2"):
         model(np.zeros((1, cfg.input_length, 1), np.float32))
 
 
-def test_variants_json_lists_all_eight_with_official_sizes():
+def test_variants_json_lists_all_eight_with_official_sizes(official):
     res = run_cli("variants", "--json")
     assert res.returncode == 0 and res.stderr == ""
     rows = json.loads(res.stdout)
-    facts = reference_facts()
-    assert [r["name"] for r in rows] == ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M5-HighSR"]
+    assert [r["name"] for r in rows] == EIGHT
     for r in rows:
-        f = facts[r["name"]]
+        f = official[r["name"]]
         assert set(r) == {"name", "description", "sample_rate", "channels", "sources", "input_length",
                           "output_length", "params"}
         for key in ("sample_rate", "channels", "sources", "input_length", "output_length", "params",
                     "description"):
             assert r[key] == f[key], (r["name"], key)
     table = run_cli("variants")
-    assert table.returncode == 0 and "10,263,390" in table.stdout and "M5-HighSR" in table.stdout
+    assert table.returncode == 0 and f"{official['M1']['params']:,}" in table.stdout and "M5-HighSR" in table.stdout
 
 
-def test_embedded_facts_match_the_shared_reference():
-    from pathlib import Path
-    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_variants.json"
-    if not shared.is_file():
-        pytest.skip(f"no shared reference beside the checkout ({shared})")
-    assert json.loads(shared.read_text()) == reference_facts()
+def test_the_package_copy_of_the_facts_equals_the_shared_reference(official):
+    assert reference_facts() == official
 
 
 def test_cli_bad_arguments_exit_2_with_one_line():
