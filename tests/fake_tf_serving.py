@@ -1,21 +1,36 @@
-"""A small stand-in for ``tensorflow_model_server`` for the tests: TF Serving's REST API
-(``GET /v1/models/NAME[/versions/V]/metadata``, ``POST /v1/models/NAME[/versions/V]:predict``) and its gRPC
+"""A small stand-in for ``tensorflow_model_server`` for the tests: TF Serving's REST API and its gRPC
 ``PredictionService`` (``Predict``, ``GetModelMetadata``, from tensorflow-serving-api's stubs), on 127.0.0.1 with
-free ports.
+free ports, serving one or more versions of one model, with version labels.
 
-It runs the SavedModel the way the model server does: the TF1 loader (graph, restore op, ``serve`` tag) and
-``Session::Run`` on the signature's tensors through TensorFlow's C API, without Python's shape checks, so a wrong
-input reaches the graph exactly as it would on the real server. It checks the input dtype against the signature
-(the real server's "Expects arg[0] to be float but double is provided") and maps TensorFlow errors to gRPC status
-codes / HTTP 400. It stops itself after ``lifetime`` seconds (and on ``stop()`` / leaving the ``with`` block).
+What it follows of TF Serving (tensorflow/serving, model_servers/http_rest_api_util.cc, http_server.cc,
+server_core.cc, and the REST API guide):
+- REST paths are matched with TF Serving's own regular expressions: ``POST /v1/models/NAME[/versions/N |
+  /labels/L]:predict``, ``GET /v1/models/NAME[/versions/N | /labels/L][/metadata]``; errors are ``{"error": msg}``
+  with the HTTP code TF Serving maps each status to (INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404,
+  UNAVAILABLE 503, INTERNAL 500).
+- ``model_spec``: no version means the latest (highest) version; a version that is not served is NOT_FOUND; a
+  label is looked up in the labels (an unknown one is INVALID_ARGUMENT, "Unrecognized servable version label");
+  version and label together are INVALID_ARGUMENT. Responses carry the version that answered.
+- The SavedModel runs as the model server runs it: the TF1 loader (graph, restore op, ``serve`` tag) and
+  ``Session::Run`` on the signature's tensors through TensorFlow's C API, without Python's shape checks, so a wrong
+  input reaches the graph; the input dtype is checked against the signature as the server does.
+
+For the client's failure handling it can reset the first ``refuse_first`` connections of each API at once (what a
+client sees of a server going down or restarting), answer the first ``unavailable_first`` requests UNAVAILABLE
+(HTTP 503), or never answer (``silent``: connections are accepted and left unanswered). It stops itself after
+``lifetime`` seconds (and on ``stop()`` / leaving the ``with`` block).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
+import struct
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -24,17 +39,19 @@ from google.protobuf import json_format
 from tensorflow.python.client import pywrap_tf_session
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-MAX_MESSAGE = 2**31 - 1  # as tensorflow_model_server: no practical gRPC message limit
+MAX_MESSAGE = 2**31 - 1  # as tensorflow_model_server (SetMaxMessageSize(kint32max)): no practical limit
+PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:"
+                          r"(classify|regress|predict)")
+STATUS_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?")
+HTTP_CODE = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
+             grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.INTERNAL: 500,
+             grpc.StatusCode.DEADLINE_EXCEEDED: 504}
 
 
 class ServingError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code = code
-
-
-_HTTP = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
-         grpc.StatusCode.FAILED_PRECONDITION: 400}
 
 
 class _Servable:
@@ -76,7 +93,7 @@ class _Servable:
         except tf.errors.OpError as e:
             code = grpc.StatusCode.INVALID_ARGUMENT if isinstance(e, tf.errors.InvalidArgumentError) else \
                 grpc.StatusCode.INTERNAL
-            raise ServingError(code, e.message) from None
+            raise ServingError(code, e.message) from e
         return dict(zip(keys, values))
 
 
@@ -85,49 +102,108 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.server = server
 
     def _servable(self, spec, context):
+        choice = spec.WhichOneof("version_choice")
         try:
-            return self.server.servable(spec.name, spec.version.value if spec.HasField("version") else None)
+            return self.server.servable(spec.name, spec.version.value if choice == "version" else None,
+                                        spec.version_label if choice == "version_label" else None)
         except ServingError as e:
             context.abort(e.code, str(e))
 
     def Predict(self, request, context):
-        servable = self._servable(request.model_spec, context)
+        version, servable = self._servable(request.model_spec, context)
         try:
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            self.server.requests.append(("grpc", request.model_spec.signature_name,
-                                         {k: v.shape for k, v in inputs.items()}))
+            self.server.log("grpc", version, request.model_spec.signature_name, inputs)
             outputs = servable.run(request.model_spec.signature_name, inputs, tuple(request.output_filter))
         except ServingError as e:
             context.abort(e.code, str(e))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = self.server.version
+        response.model_spec.version.value = version
         response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
         for k, v in outputs.items():
             response.outputs[k].CopyFrom(tf.make_tensor_proto(v))
         return response
 
     def GetModelMetadata(self, request, context):
-        servable = self._servable(request.model_spec, context)
+        version, servable = self._servable(request.model_spec, context)
         if list(request.metadata_field) != ["signature_def"]:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Metadata field signature_def must be requested")
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = self.server.version
+        response.model_spec.version.value = version
         response.metadata["signature_def"].Pack(servable.signature_map_proto())
         return response
 
 
-class FakeTFServing:
-    """Serve the SavedModel in ``version_dir`` (``.../NAME/VERSION``) as model ``name`` over REST and gRPC.
+class _Front:
+    """A TCP front for one API port: resets the first ``refuse`` connections, holds every connection unanswered
+    when ``silent``, and otherwise relays bytes both ways to the real port."""
 
-    ``rest_url`` (``http://127.0.0.1:PORT``) and ``grpc_target`` (``127.0.0.1:PORT``) once started.
+    def __init__(self, backend_port: int, refuse=0, silent=False):
+        self.backend_port, self.refuse, self.silent = backend_port, refuse, silent
+        self.refused, self.held = 0, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            if self.refused < self.refuse:
+                self.refused += 1
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+                conn.close()
+            elif self.silent:
+                self.held.append(conn)
+            else:
+                up = socket.create_connection(("127.0.0.1", self.backend_port))
+                for a, b in ((conn, up), (up, conn)):
+                    threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def _pump(src, dst):
+    try:
+        while data := src.recv(1 << 16):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class FakeTFServing:
+    """Serve SavedModel versions as model ``name`` over REST and gRPC.
+
+    ``versions``: a version folder ``.../NAME/VERSION`` or ``{version: folder}``; ``labels``: ``{label: version}``.
+    ``rest_url`` (``http://127.0.0.1:PORT``) and ``grpc_target`` (``127.0.0.1:PORT``) once started;
+    ``requests``: ``(api, version, signature, {input: shape})`` of every predict call.
     """
 
-    def __init__(self, version_dir, name="waveunet", lifetime=300.0):
-        self.name, self.version = name, int(str(version_dir).rstrip("/").rsplit("/", 1)[-1])
-        self._servable = _Servable(version_dir)
-        self.requests = []  # (api, signature_name, input shapes) of every predict call, for the tests
+    def __init__(self, versions, name="waveunet", labels=None, lifetime=300.0, refuse_first=0,
+                 unavailable_first=0, silent=False):
+        if not isinstance(versions, dict):
+            versions = {int(Path(versions).name): versions}
+        self.name, self.labels = name, dict(labels or {})
+        self._servables = {int(v): _Servable(path) for v, path in versions.items()}
+        self.unavailable_left = unavailable_first
+        self.requests = []
+        self._lock = threading.Lock()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionService(self), self._grpc)
@@ -135,6 +211,10 @@ class FakeTFServing:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(self))
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
+        self.fronts = []
+        if refuse_first or silent:
+            self.fronts = [_Front(self.rest_port, refuse_first, silent), _Front(self.grpc_port, refuse_first, silent)]
+            self.rest_port, self.grpc_port = self.fronts[0].port, self.fronts[1].port
         self._timer = threading.Timer(lifetime, self.stop)
         self._timer.daemon = True
         self._stopped = False
@@ -147,11 +227,33 @@ class FakeTFServing:
     def grpc_target(self):
         return f"127.0.0.1:{self.grpc_port}"
 
-    def servable(self, name, version=None):
-        if name != self.name or version not in (None, self.version):
-            label = f"Latest({name})" if version is None else f"Specific({name}, {version})"
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {label}")
-        return self._servable
+    @property
+    def refused(self):
+        return sum(f.refused for f in self.fronts)
+
+    def servable(self, name, version=None, label=None):
+        """-> (version, servable) for a request's model_spec, or the ServingError TF Serving would answer."""
+        with self._lock:
+            if self.unavailable_left > 0:
+                self.unavailable_left -= 1
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, "the servable is loading")
+        if version is not None and label is not None:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Both model version ({version}) and model "
+                               f"version label ({label}) cannot be supplied.")
+        if name == self.name and label is not None:
+            if label not in self.labels:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+            version = self.labels[label]
+        if name != self.name or (version is not None and version not in self._servables):
+            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {what}")
+        version = max(self._servables) if version is None else version
+        return version, self._servables[version]
+
+    def log(self, api, version, signature, inputs):
+        with self._lock:
+            self.requests.append((api, version, signature or "serving_default",
+                                  {k: tuple(v.shape) for k, v in inputs.items()}))
 
     def start(self):
         self._grpc.start()
@@ -163,6 +265,8 @@ class FakeTFServing:
         if not self._stopped:
             self._stopped = True
             self._timer.cancel()
+            for front in self.fronts:
+                front.stop()
             self._grpc.stop(grace=None)
             self._http.shutdown()
             self._http.server_close()
@@ -181,6 +285,27 @@ def _json_value(v: np.ndarray):
     return v.tolist()
 
 
+def _predict_inputs(servable, body):
+    signature = body.get("signature_name", "serving_default")
+    sig = servable.signatures.get(signature)
+    if sig is None:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Serving signature name: \"{signature}\" not found in signature def")
+    if "inputs" not in body:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "this test server speaks the columnar format only: send \"inputs\"")
+    raw = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(sig.inputs)): body["inputs"]}
+    inputs = {}
+    for k, v in raw.items():
+        if k not in sig.inputs:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown input {k!r}")
+        try:
+            inputs[k] = np.asarray(v, dtype=tf.dtypes.as_dtype(sig.inputs[k].dtype).as_numpy_dtype)
+        except (TypeError, ValueError) as e:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Failed to process input {k}: {e}") from e
+    return signature, inputs
+
+
 def _rest_handler(server: FakeTFServing):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -194,64 +319,44 @@ def _rest_handler(server: FakeTFServing):
             self.end_headers()
             self.wfile.write(data)
 
-        def _route(self, verb):
-            path = self.path
-            if not path.startswith("/v1/models/"):
-                raise ServingError(grpc.StatusCode.NOT_FOUND, "Malformed request: " + path)
-            rest = path[len("/v1/models/"):]
-            rest, _, action = rest.partition(":") if verb == "predict" else (rest, "", "")
-            parts = rest.split("/")
-            if verb == "metadata":
-                if parts[-1] != "metadata":
-                    raise ServingError(grpc.StatusCode.NOT_FOUND, "Malformed request: GET " + path)
-                parts = parts[:-1]
-            elif action != "predict":
-                raise ServingError(grpc.StatusCode.NOT_FOUND, "Malformed request: POST " + path)
-            version = int(parts[2]) if len(parts) == 3 and parts[1] == "versions" else None
-            return server.servable(parts[0], version), version
+        def _answer(self, handle):
+            try:
+                status, body = handle()
+            except ServingError as e:
+                status, body = HTTP_CODE.get(e.code, 500), {"error": str(e)}
+            except json.JSONDecodeError as e:
+                status, body = 400, {"error": f"JSON Parse error: {e}"}
+            except Exception as e:  # never drop the connection: the real server answers 500
+                status, body = 500, {"error": f"{type(e).__name__}: {e}"}
+            self._reply(status, body)
 
         def do_GET(self):
-            try:
-                servable, version = self._route("metadata")
-            except ServingError as e:
-                return self._reply(_HTTP.get(e.code, 500), {"error": str(e)})
-            sigs = json_format.MessageToDict(servable.signature_map_proto(), preserving_proto_field_name=True)
-            self._reply(200, {"model_spec": {"name": server.name, "signature_name": "",
-                                             "version": str(server.version)},
-                              "metadata": {"signature_def": sigs}})
+            def handle():
+                m = STATUS_PATH.fullmatch(self.path)
+                if not m or not m.group(1):
+                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Malformed request: GET {self.path}")
+                name, version, label, sub = m.groups()
+                version, servable = server.servable(name, int(version) if version else None, label)
+                if sub != "metadata":
+                    return 200, {"model_version_status": [{"version": str(version), "state": "AVAILABLE",
+                                                           "status": {"error_code": "OK", "error_message": ""}}]}
+                sigs = json_format.MessageToDict(servable.signature_map_proto(), preserving_proto_field_name=True)
+                return 200, {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
+                             "metadata": {"signature_def": sigs}}
+            self._answer(handle)
 
         def do_POST(self):
-            try:
-                servable, _ = self._route("predict")
+            def handle():
+                m = PREDICT_PATH.fullmatch(self.path)
+                if not m or m.group(4) != "predict":
+                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Malformed request: POST {self.path}")
+                name, version, label, _ = m.groups()
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                signature = body.get("signature_name", "serving_default")
-                sig = servable.signatures.get(signature)
-                if sig is None:
-                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       f"Serving signature name: \"{signature}\" not found in signature def")
-                if "inputs" in body:
-                    raw = body["inputs"]
-                    raw = raw if isinstance(raw, dict) else {next(iter(sig.inputs)): raw}
-                else:
-                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       "this test server speaks the columnar format only: send \"inputs\"")
-                inputs = {}
-                for k, v in raw.items():
-                    if k not in sig.inputs:
-                        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown input {k!r}")
-                    try:
-                        inputs[k] = np.asarray(v, dtype=tf.dtypes.as_dtype(sig.inputs[k].dtype).as_numpy_dtype)
-                    except (TypeError, ValueError) as e:
-                        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Failed to process input {k}: {e}")
-                server.requests.append(("rest", signature, {k: v.shape for k, v in inputs.items()}))
-                outputs = servable.run(signature, inputs)
-            except ServingError as e:
-                return self._reply(_HTTP.get(e.code, 500), {"error": str(e)})
-            except json.JSONDecodeError as e:
-                return self._reply(400, {"error": f"JSON Parse error: {e}"})
-            except Exception as e:  # never drop the connection: the real server answers 500
-                return self._reply(500, {"error": f"{type(e).__name__}: {e}"})
-            outputs = {k: _json_value(np.asarray(v)) for k, v in outputs.items()}
-            self._reply(200, {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))})
+                version, servable = server.servable(name, int(version) if version else None, label)
+                signature, inputs = _predict_inputs(servable, body)
+                server.log("rest", version, signature, inputs)
+                outputs = {k: _json_value(np.asarray(v)) for k, v in servable.run(signature, inputs).items()}
+                return 200, {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))}
+            self._answer(handle)
 
     return Handler
