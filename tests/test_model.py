@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from waveunet_tf import build_model, shapes, variant_config
-from waveunet_tf.builder import WaveUNet
 from waveunet_tf.config import reference_facts, variant_names
+from waveunet_tf.layers import WaveUNet
 from waveunet_tf.model_io import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -11,21 +11,15 @@ import importlib.abc
 import importlib.util
 import sys
 
+from waveunet_tf.builder import build_model
 from waveunet_tf.config import WaveUNetConfig, variant_config, variant_names
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name):
-    if name == "build_model":
-        from waveunet_tf.builder import build_model  # heavy: imports Keras and TensorFlow
-        return build_model
-    raise AttributeError(f"module 'waveunet_tf' has no attribute {name!r}")
-
-
 def _register_keras_objects():
     """Import the modules whose decorators register the layers and ``WaveUNet`` with Keras."""
-    import waveunet_tf.builder  # noqa: F401  (heavy: imports Keras and TensorFlow)
+    import waveunet_tf.layers  # noqa: F401  (heavy: imports Keras and TensorFlow)
 
 
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):

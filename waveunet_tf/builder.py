@@ -1,13 +1,12 @@
-"""``build_model``: the Wave-U-Net as a Keras functional model, layer for layer as the official TF1 code."""
+"""``build_model``: the Wave-U-Net of a config, and the official creation order of its convolutions.
+
+Importing this module is light (no TensorFlow), so any module may import it at its top; the network itself is
+:class:`waveunet_tf.layers.network.WaveUNet`.
+"""
 
 from __future__ import annotations
 
-import keras
-
-from waveunet_tf import shapes
 from waveunet_tf.config import WaveUNetConfig
-from waveunet_tf.layers import (ClipAtInference, CropAndConcat, Decimate, DifferenceOutput, InputCheck,
-                                LearnedUpsample, LinearUpsample)
 
 
 def conv_layer_names(config) -> list[str]:
@@ -20,72 +19,12 @@ def conv_layer_names(config) -> list[str]:
             + [f"output_conv_{s}" for s in outputs])
 
 
-def build_model(config: WaveUNetConfig) -> WaveUNet:
-    """Build the Wave-U-Net of ``config``.
+def build_model(config: WaveUNetConfig):
+    """Build the Wave-U-Net of ``config`` -> :class:`waveunet_tf.layers.network.WaveUNet` (a ``keras.Model``).
 
     Input ``mixture``: float32 [batch, time, channels], ``time`` any valid input length
     (:func:`waveunet_tf.shapes.is_valid_input_length`). Output: ``{source: [batch, time_out, channels]}`` in
     the config's source order, ``time_out = time - sum(shapes.context(config))``.
     """
+    from waveunet_tf.layers.network import WaveUNet  # heavy: imports Keras and TensorFlow
     return WaveUNet(config)
-
-
-@keras.saving.register_keras_serializable(package="waveunet_tf")
-class WaveUNet(keras.Model):
-    """The functional Wave-U-Net of a :class:`WaveUNetConfig`, which it carries as ``waveunet_config``.
-
-    As in keras-hub, ``get_config`` holds the constructor's arguments (the config and the dtype policy), so
-    ``keras.models.load_model`` rebuilds the network from its config and then loads the weights by layer name.
-    """
-
-    def __init__(self, config, dtype=None, **kwargs):
-        config = WaveUNetConfig.from_dict(config) if isinstance(config, dict) else config
-        mixture, outputs = _network(config, dtype)
-        kwargs.setdefault("name", f"waveunet_{config.name}".replace("-", "_"))
-        super().__init__(mixture, outputs, **kwargs)
-        self.waveunet_config = config
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "config": self.waveunet_config.to_dict(),
-                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
-
-
-def _network(config, dtype):
-    """(input tensor, {source: output tensor}) of the Wave-U-Net; every layer gets ``dtype`` (a policy or None)."""
-    L, Fc, C = config.num_layers, config.num_initial_filters, config.channels
-    padding = "valid" if config.context else "same"
-    upsample = LearnedUpsample if config.upsampling == "learned" else LinearUpsample
-
-    def conv(x, filters, width, name):
-        x = keras.layers.Conv1D(filters, width, padding=padding, name=name, dtype=dtype)(x)
-        return keras.layers.LeakyReLU(negative_slope=config.leaky_relu_alpha, name=name + "_act", dtype=dtype)(x)
-
-    mixture_in = keras.Input(shape=(None, C), name="mixture")
-    mixture = InputCheck(C, shapes.min_input_length(config), shapes.step(config), name="input_check",
-                         dtype=dtype)(mixture_in)
-
-    x, skips = mixture, []
-    for i in range(L):
-        x = conv(x, Fc * (i + 1), config.filter_size, f"down_conv_{i}")
-        skips.append(x)
-        x = Decimate(name=f"decimate_{i}", dtype=dtype)(x)
-    x = conv(x, Fc * (L + 1), config.filter_size, "bottleneck_conv")
-
-    for i in range(L):
-        x = upsample(context=config.context, name=f"upsample_{i}", dtype=dtype)(x)
-        x = CropAndConcat(name=f"crop_concat_{i}", dtype=dtype)([skips[L - 1 - i], x])
-        x = conv(x, Fc * (L - i), config.merge_filter_size, f"up_conv_{i}")
-    x = CropAndConcat(name="crop_concat_mixture", dtype=dtype)([mixture, x])
-
-    tanh = config.output_activation == "tanh"
-    estimated = config.sources[:-1] if config.output_type == "difference" else config.sources
-    outputs = {}
-    for source in estimated:
-        y = keras.layers.Conv1D(C, config.output_filter_size, padding=padding, activation="tanh" if tanh else None,
-                                name=f"output_conv_{source}", dtype=dtype)(x)
-        outputs[source] = y if tanh else ClipAtInference(name=f"clip_{source}", dtype=dtype)(y)
-    if config.output_type == "difference":
-        last = config.sources[-1]
-        outputs[last] = DifferenceOutput(name=f"difference_{last}", dtype=dtype)(
-            [mixture] + [outputs[s] for s in estimated])
-    return mixture_in, {s: outputs[s] for s in config.sources}

@@ -1,16 +1,29 @@
-"""Finding and loading a trained model: MODEL may be a run directory, a ``.keras`` file (or a SavedModel
-directory, where the command supports it)."""
+"""Finding and loading a trained model into the one callable every inference path uses.
+
+MODEL may be a run directory (its ``best.keras``), a ``.keras`` file, ``official:NAME`` (the official authors'
+trained models, fetched and imported on first use), or, where the command supports it, a SavedModel version
+folder written by ``waveunet export``. :class:`LoadedModel` runs windows through either kind of model.
+"""
 
 from __future__ import annotations
 
+import json
+import weakref
 from pathlib import Path
 
+import numpy as np
+
+from waveunet_tf import pretrained, shapes
 from waveunet_tf.config import WaveUNetConfig
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UserError, first_line
+
+OFFICIAL_PREFIX = "official:"
+KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
+ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
 
 
 def config_of(model) -> WaveUNetConfig:
-    """The resolved config a model was built from: a :class:`waveunet_tf.builder.WaveUNet` carries it; models
+    """The resolved config a model was built from: a :class:`waveunet_tf.layers.network.WaveUNet` carries it; models
     saved before that class existed carry it in their ``input_check`` layer."""
     if getattr(model, "waveunet_config", None) is not None:
         return model.waveunet_config
@@ -21,18 +34,24 @@ def config_of(model) -> WaveUNetConfig:
     return WaveUNetConfig.from_dict(d)
 
 
-KERAS_MODELS = "a run directory with best.keras, or a .keras file"
+def resolve_model_path(path) -> Path:
+    """``official:NAME`` -> the cached ``.keras`` file of that official model (fetched and imported on first
+    use); anything else -> ``Path(path)``."""
+    text = str(path)
+    if text.startswith(OFFICIAL_PREFIX):
+        return pretrained.ensure_model(text[len(OFFICIAL_PREFIX):], progress=True)
+    return Path(path)
 
 
 def resolve_keras_path(path, accepted=KERAS_MODELS) -> Path:
-    """A run directory means its ``best.keras``; a ``.keras`` file is itself. ``accepted`` (for the message)
-    says what the command takes."""
-    path = Path(path)
+    """A run directory means its ``best.keras``; a ``.keras`` file is itself; ``official:NAME`` its cached
+    file. ``accepted`` (for the message) says what the command takes."""
+    path = resolve_model_path(path)
     if path.is_dir():
         if (path / "best.keras").is_file():
             return path / "best.keras"
-        if (path / "saved_model.pb").is_file():
-            raise UserError(f"{path} is a SavedModel; this command needs a run directory or a .keras file")
+        if is_saved_model(path):
+            raise UserError(f"{path} is a SavedModel; this command needs {KERAS_MODELS}")
         raise UserError(f"{path} is not a model: expected {accepted}")
     if not path.exists():
         raise UserError(f"model {path} does not exist")
@@ -42,14 +61,14 @@ def resolve_keras_path(path, accepted=KERAS_MODELS) -> Path:
 
 
 def load_model(path, accepted=KERAS_MODELS):
-    """Load a Wave-U-Net from a run directory or ``.keras`` file -> (keras.Model, WaveUNetConfig)."""
+    """Load a Wave-U-Net from a run directory, a ``.keras`` file or ``official:NAME`` -> (keras.Model,
+    WaveUNetConfig). (Importing waveunet_tf registered its layers with Keras.)"""
     import keras
-    import waveunet_tf.layers  # noqa: F401  (registers the custom layers)
     file = resolve_keras_path(path, accepted)
     try:
         model = keras.models.load_model(file, compile=False)
     except Exception as e:
-        raise UserError(f"{file} is not a loadable Keras model: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise UserError(f"{file} is not a loadable Keras model: {first_line(e)}") from e
     return model, config_of(model)
 
 
@@ -59,8 +78,101 @@ def is_saved_model(path) -> bool:
 
 def load_any_model(path):
     """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
-    (model, WaveUNetConfig). For a SavedModel the model is a :class:`waveunet_tf.export.ServingModel`."""
+    (:class:`LoadedModel`, WaveUNetConfig)."""
     if is_saved_model(path):
-        from waveunet_tf.export import load_saved_model
         return load_saved_model(path)
-    return load_model(path, KERAS_MODELS.replace(", or", ",") + ", or a SavedModel version folder")
+    model, config = load_model(path, ANY_MODELS)
+    return LoadedModel.of_keras(model, config), config
+
+
+class LoadedModel:
+    """One callable for every inference path: a Keras Wave-U-Net or an exported SavedModel's ``piece`` signature.
+
+    ``predict(windows)``: float32 [B, w_in, C] -> ``{source: float32 [B, w_out, C]}`` (NumPy), with ``w_in``
+    from the model's window plan (:mod:`waveunet_tf.shapes`): ``geometry`` (context, alignment step),
+    ``max_hop`` (kept samples of its default windows), ``paper_windows`` (whether the official training windows
+    can run: Keras models only). ``config``, ``sources``, ``channels``, ``sample_rate`` describe the model.
+    """
+
+    def __init__(self, config, geometry, max_hop, predict, paper_windows):
+        self.config = config
+        self.sources = tuple(config.sources)
+        self.channels = config.channels
+        self.sample_rate = config.sample_rate
+        self.geometry = geometry
+        self.max_hop = int(max_hop)
+        self.paper_windows = paper_windows
+        self._predict = predict
+
+    def predict(self, windows: np.ndarray) -> dict:
+        return self._predict(np.asarray(windows, np.float32))
+
+    @classmethod
+    def of_keras(cls, model, config=None) -> "LoadedModel":
+        """The callable of a Keras Wave-U-Net (one per model: its traced function is reused for every window
+        length, so a second song costs no tracing)."""
+        found = _KERAS.get(model)
+        if found is None:
+            config = config or config_of(model)
+            found = cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP,
+                        _keras_predict(model, config.channels), paper_windows=True)
+            _KERAS[model] = found
+        return found
+
+    @classmethod
+    def of_saved_model(cls, loaded, facts: dict) -> "LoadedModel":
+        """The callable of a loaded SavedModel: windows go through its ``piece`` signature, which returns exactly
+        the kept samples of aligned windows; its default windows are those of its ``serving_default``."""
+        import tensorflow as tf
+        piece = loaded.signatures["piece"]
+        sources = list(facts["sources"])
+
+        def predict(windows):
+            out = piece(mixture=tf.constant(windows))
+            return {s: out[s].numpy() for s in sources}
+
+        model = cls(WaveUNetConfig.from_dict(json.loads(facts["config_json"])), shapes.WindowGeometry.of_facts(facts),
+                    facts["window_output"], predict, paper_windows=False)
+        model.saved_model = loaded  # the signature needs the loaded object alive
+        return model
+
+
+_KERAS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _keras_predict(model, channels: int):
+    import tensorflow as tf
+    forward = tf.function(lambda x: model(x, training=False), autograph=False,
+                          input_signature=[tf.TensorSpec([None, None, channels], tf.float32)])
+
+    def predict(windows):
+        return {s: v.numpy() for s, v in forward(windows).items()}
+
+    return predict
+
+
+def read_facts(signature_outputs) -> dict:
+    """``model_info`` outputs (tensors or arrays) -> plain facts (``sources`` a list of names, others scalars)."""
+    facts = {}
+    for k, v in signature_outputs.items():
+        v = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+        if v.dtype.kind in "SOU":
+            v = [b.decode() if isinstance(b, bytes) else str(b) for b in v.reshape(-1)]
+            facts[k] = v if k == "sources" else v[0]
+        else:
+            facts[k] = int(v.reshape(-1)[0])
+    return facts
+
+
+def load_saved_model(path):
+    """An exported SavedModel folder -> (:class:`LoadedModel`, WaveUNetConfig)."""
+    import tensorflow as tf
+    try:
+        loaded = tf.saved_model.load(str(path))
+        info = loaded.signatures["model_info"]
+        channels = info.structured_input_signature[1]["mixture"].shape[-1]
+        facts = read_facts(info(mixture=tf.zeros([1, 1, channels])))
+        model = LoadedModel.of_saved_model(loaded, facts)
+    except (KeyError, OSError, ValueError, tf.errors.OpError) as e:
+        raise UserError(f"{path} is not a SavedModel exported by waveunet export: {first_line(e)}") from e
+    return model, model.config

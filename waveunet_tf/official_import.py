@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from waveunet_tf.builder import build_model, conv_layer_names
 from waveunet_tf.config import WaveUNetConfig, read_json_object
 from waveunet_tf.errors import UserError, first_line
 
@@ -46,7 +47,6 @@ def load_official_config(path) -> WaveUNetConfig:
 
 def official_variable_map(model, config) -> list[tuple[str, object]]:
     """(checkpoint variable name, Keras variable) pairs in the official creation order."""
-    from waveunet_tf.builder import conv_layer_names  # heavy: imports Keras and TensorFlow
     pairs = []
     convs = conv_layer_names(config)
     for k, layer_name in enumerate(convs):
@@ -75,7 +75,6 @@ def import_checkpoint(checkpoint, config: WaveUNetConfig):
     """
     import tensorflow as tf
 
-    from waveunet_tf.builder import build_model  # heavy: imports Keras and TensorFlow
     try:
         reader = tf.train.load_checkpoint(str(checkpoint))
     except (ValueError, tf.errors.OpError) as e:

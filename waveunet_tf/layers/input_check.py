@@ -14,7 +14,7 @@ class InputCheck(keras.layers.Layer):
     Valid lengths are ``min_length + k * step``. Static shapes fail at once with the nearest valid lengths;
     dynamic ones with an in-graph assertion (Keras has no assert op, hence ``tf.debugging``).
     ``waveunet_config`` is only set in models saved before the config moved to
-    :class:`waveunet_tf.builder.WaveUNet`; it is kept so that those ``.keras`` files still load and know their
+    :class:`waveunet_tf.layers.network.WaveUNet`; it is kept so that those ``.keras`` files still load and know their
     config.
     """
 
