@@ -107,7 +107,7 @@ def open_cache(cache) -> Cache:
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {manifest_path}: {e}") from None
+        raise UserError(f"cannot read {manifest_path}: {e}") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{manifest_path} is not a {FORMAT} manifest; prepare the cache again with this version")
     if not manifest.get("tracks"):

@@ -5,28 +5,35 @@
 - MUSDB18-HQ (``wav=True``): ``ROOT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav`` (a missing
   ``mixture.wav`` is taken as the sum of the stems, so your own multitrack folders work too).
 
-Each track is decoded once, checked (every stem present, same length and rate), resampled with librosa (soxr)
-and written as one WAV per stem plus the mixture; ``track.json`` is written last, so an interrupted run resumes
-and finished tracks are skipped. The validation split rules are documented in ``waveunet prepare --help``.
-Nothing here imports TensorFlow.
+Each track is decoded once, checked (every stem present, same length and rate), resampled with soxr and written
+as one WAV per stem plus the mixture; ``track.json`` is written last, so an interrupted run resumes and finished
+tracks are skipped. One ``prepare`` at a time per cache (a lock), which first removes the temporary files of an
+interrupted one. The validation split is drawn from the tracks that were prepared; its rules are documented in
+``waveunet prepare --help``. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import sys
+from concurrent.futures import as_completed
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.cache import FORMAT, MIXTURE, STEMS
-from waveunet_tf.errors import UserError
+from data_pipeline.cache import FORMAT, MIXTURE, SPLITS, STEMS
+from data_pipeline.workers import worker_pool
+from waveunet_tf.audio import resample, write_wav
+from waveunet_tf.errors import UsageError, UserError, first_line
+from waveunet_tf.files import atomic_write_text, process_lock, remove_partials
 
 SUBSETS = ("train", "test")
 _STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MUSDB18 .stem.mp4 stream order
 PAPER_VALID_TRACKS = 25
 PAPER_SPLIT_SEED = 1234
+LOCK_FILE = ".prepare.lock"
 
 
 class BadTrack(UserError):
@@ -115,7 +122,7 @@ def read_track(track: dict, wav: bool) -> tuple[dict, int]:
             try:
                 audio[stem], rates[stem] = sf.read(str(path), dtype="float32", always_2d=True)
             except Exception as e:
-                raise BadTrack(f"cannot read {path}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+                raise BadTrack(f"cannot read {path}: {first_line(e)}") from e
         if len(set(rates.values())) > 1:
             raise BadTrack(f"track {name!r}: stems have different sample rates "
                            f"({', '.join(f'{k} {v} Hz' for k, v in rates.items())})")
@@ -126,9 +133,8 @@ def read_track(track: dict, wav: bool) -> tuple[dict, int]:
         try:
             streams, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
         except Exception as e:
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            why = why.replace(" (see ffprobe output below)", "")
-            raise BadTrack(f"cannot decode {path}: corrupt or not a MUSDB18 .stem.mp4 ({why})")
+            why = first_line(e).replace(" (see ffprobe output below)", "")
+            raise BadTrack(f"cannot decode {path}: corrupt or not a MUSDB18 .stem.mp4 ({why})") from e
         if streams.ndim != 3 or streams.shape[0] < len(_STEM_IDS):
             raise BadTrack(f"{path} holds {streams.shape[0] if streams.ndim == 3 else 1} audio streams, not the "
                            f"5 of MUSDB18 (mixture, drums, bass, other, vocals)")
@@ -153,7 +159,6 @@ def read_track(track: dict, wav: bool) -> tuple[dict, int]:
 
 def prepare_track(track: dict, wav: bool, cache: str, sample_rate: int, subtype: str) -> dict:
     """Decode, resample and write one track into the cache; returns its ``track.json`` record."""
-    from waveunet_tf.audio import resample, write_wav
     audio, rate = read_track(track, wav)
     folder = Path(cache) / track["subset"] / track["name"]
     length = None
@@ -167,7 +172,6 @@ def prepare_track(track: dict, wav: bool, cache: str, sample_rate: int, subtype:
               "channels": int(next(iter(audio.values())).shape[1]), "source_rate": rate,
               "sample_rate": int(sample_rate), "subtype": subtype,
               "dir": f"{track['subset']}/{track['name']}"}
-    from waveunet_tf.audio import atomic_write_text
     atomic_write_text(folder / "track.json", json.dumps(record, indent=1) + "\n")
     return record
 
@@ -186,47 +190,32 @@ def _finished(cache: Path, track: dict, sample_rate: int, subtype: str) -> dict 
     return None
 
 
-def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split: str = "musdb", jobs: int = 1,
-                  float_wav: bool = False, skip_bad: bool = False, progress: bool = False) -> dict:
-    """Prepare the WAV cache from a MUSDB18(-HQ) root; returns the manifest (also written as manifest.json).
-
-    Idempotent and resumable: finished tracks are skipped; every file is written under a temporary name and
-    renamed. A bad track raises :class:`UserError` naming it (tracks already written stay); with
-    ``skip_bad`` it is skipped and listed in the manifest's ``skipped``.
-    """
-    from waveunet_tf.audio import atomic_write_text
-    cache = Path(cache)
-    sample_rate = int(sample_rate)
-    if sample_rate < 1000:
-        raise UserError(f"sample rate must be at least 1000 Hz, not {sample_rate}")
+def check_arguments(sample_rate: int, jobs: int) -> None:
+    """The cache's sample rate and the number of worker processes, checked once for every caller."""
+    if int(sample_rate) < 1000:
+        raise UsageError(f"--sample-rate must be at least 1000 Hz, not {sample_rate}")
     if int(jobs) < 1:
-        raise UserError(f"--jobs must be at least 1, not {jobs}")
-    subtype = "FLOAT" if float_wav else "PCM_16"
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+
+
+def _check_cache_folder(cache: Path, sample_rate: int, subtype: str) -> None:
+    """Refuse a ``cache`` that is not a folder, or was prepared at another rate or WAV subtype."""
     if cache.exists() and not cache.is_dir():
         raise UserError(f"cache {cache} exists and is not a folder")
     manifest_path = cache / "manifest.json"
     if manifest_path.is_file():
         try:
             old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            old = {}  # a damaged manifest is rewritten below; the tracks' own records are checked one by one
         if old.get("sample_rate") not in (None, sample_rate) or old.get("subtype") not in (None, subtype):
             raise UserError(f"cache {cache} was prepared at {old.get('sample_rate')} Hz {old.get('subtype')}, not "
                             f"{sample_rate} Hz {subtype}; use another --cache")
-    tracks = find_tracks(musdb_root, wav)
-    rule = assign_splits(tracks, split)
-    records, todo = {}, []
-    for t in tracks:
-        done = _finished(cache, t, sample_rate, subtype)
-        if done:
-            records[(t["subset"], t["name"])] = done
-        else:
-            todo.append(t)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), unit="track", desc="prepare")
-    skipped = []
+
+
+def _prepare_all(todo: list, run, jobs: int, skip_bad: bool, bar) -> tuple[dict, list]:
+    """``run(track) -> record`` for every track, ``jobs`` at a time -> ({(subset, name): record}, skipped)."""
+    records, skipped = {}, []
 
     def finish(t, fn):
         try:
@@ -234,37 +223,80 @@ def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split:
         except UserError as e:
             if not skip_bad:
                 raise UserError(f"{e} (tracks already prepared are kept; --skip-bad continues past bad "
-                                f"tracks)") from None
+                                f"tracks)") from e
             skipped.append({"name": t["name"], "subset": t["subset"], "error": str(e)})
         if bar is not None:
             bar.update(1)
 
-    try:
-        if int(jobs) == 1 or len(todo) <= 1:
-            for t in todo:
-                finish(t, lambda t=t: prepare_track(t, wav, str(cache), sample_rate, subtype))
-        else:
-            import multiprocessing
-            # spawn: the parent may hold TensorFlow's threads, which do not survive a fork
-            with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("spawn")) as ex:
-                futures = {ex.submit(prepare_track, t, wav, str(cache), sample_rate, subtype): t for t in todo}
-                for f in as_completed(futures):
-                    finish(futures[f], f.result)
-    finally:
-        if bar is not None:
-            bar.close()
-    listed = []
-    for t in tracks:
-        r = records.get((t["subset"], t["name"]))
-        if r is not None:
+    if jobs == 1 or len(todo) <= 1:
+        for t in todo:
+            finish(t, lambda t=t: run(t))
+    else:
+        with worker_pool(jobs) as ex:
+            futures = {ex.submit(run, t): t for t in todo}
+            for f in as_completed(futures):
+                finish(futures[f], f.result)
+    return records, skipped
+
+
+def _warn_empty_splits(cache: Path, tracks: list) -> None:
+    """``train`` needs train and valid tracks: say at once when the split left none."""
+    counts = {s: sum(t["split"] == s for t in tracks) for s in SPLITS}
+    for split in ("train", "valid"):
+        if not counts[split]:
+            print(f"warning: cache {cache} has no {split} tracks "
+                  f"({', '.join(f'{n} {s}' for s, n in counts.items())}); `waveunet train` will refuse it",
+                  file=sys.stderr)
+
+
+def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split: str = "musdb", jobs: int = 1,
+                  float_wav: bool = False, skip_bad: bool = False, progress: bool = False) -> dict:
+    """Prepare the WAV cache from a MUSDB18(-HQ) root; returns the manifest (also written as manifest.json).
+
+    Idempotent and resumable: finished tracks are skipped; every file is written under a temporary name and
+    renamed, and the temporary files of an interrupted run are removed first. A bad track raises
+    :class:`UserError` naming it (tracks already written stay); with ``skip_bad`` it is skipped and listed in
+    the manifest's ``skipped``. Validation tracks are drawn from the tracks that were prepared.
+    """
+    cache, sample_rate, jobs = Path(cache), int(sample_rate), int(jobs)
+    check_arguments(sample_rate, jobs)
+    subtype = "FLOAT" if float_wav else "PCM_16"
+    _check_cache_folder(cache, sample_rate, subtype)
+    tracks = find_tracks(musdb_root, wav)
+    with process_lock(cache / LOCK_FILE, f"cache {cache}"):
+        remove_partials(cache)  # leftovers of a prepare killed while writing (we hold the lock: none is ours)
+        done, todo = {}, []
+        for t in tracks:
+            record = _finished(cache, t, sample_rate, subtype)
+            if record:
+                done[(t["subset"], t["name"])] = record
+            else:
+                todo.append(t)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), unit="track", desc="prepare")
+        try:
+            records, skipped = _prepare_all(
+                todo, partial(prepare_track, wav=wav, cache=str(cache), sample_rate=sample_rate, subtype=subtype),
+                jobs, skip_bad, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        records.update(done)
+        prepared = [t for t in tracks if (t["subset"], t["name"]) in records]
+        if not prepared:
+            raise UserError(f"no track of {musdb_root} could be prepared ({len(skipped)} bad)")
+        rule = assign_splits(prepared, split)
+        listed = []
+        for t in prepared:
+            r = records[(t["subset"], t["name"])]
             listed.append({"name": r["name"], "subset": r["subset"], "split": t["split"], "length": r["length"],
                            "channels": r["channels"], "dir": r["dir"]})
-    if not listed:
-        raise UserError(f"no track of {musdb_root} could be prepared ({len(skipped)} bad)")
-    manifest = {"format": FORMAT, "sample_rate": sample_rate, "subtype": subtype, "stems": list(STEMS),
-                "split": split, "split_rule": rule, "source_root": os.path.abspath(musdb_root),
-                "source_format": "wav" if wav else "stem.mp4", "tracks": listed, "skipped": skipped}
-    cache.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
+        manifest = {"format": FORMAT, "sample_rate": sample_rate, "subtype": subtype, "stems": list(STEMS),
+                    "split": split, "split_rule": rule, "source_root": os.path.abspath(musdb_root),
+                    "source_format": "wav" if wav else "stem.mp4", "tracks": listed, "skipped": skipped}
+        atomic_write_text(cache / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    _warn_empty_splits(cache, listed)
     return manifest
 

@@ -1,4 +1,5 @@
-"""tf.data streams of padded-context excerpts from the WAV cache, ready for ``model.fit``.
+"""tf.data streams of padded-context excerpts from the WAV cache: the training loop's batches and the
+validation windows.
 
 Windows are read lazily with tensorflow-io (``tfio.audio.AudioIOTensor`` slicing), one file per stem, so no
 track is ever held in memory whole. Where a window runs past a track's start or end it is zero-padded (the
@@ -14,6 +15,8 @@ from pathlib import Path
 from data_pipeline import augment as augmentation
 from data_pipeline import views
 from data_pipeline.cache import MIXTURE, open_cache
+from waveunet_tf import shapes
+from waveunet_tf.errors import UserError
 
 
 def _window_reader(cache):
@@ -73,7 +76,7 @@ def _open_checked(cache, config, split):
 
 def training_dataset(cache, config, batch_size: int, seed: int | None = None, augment: bool = True,
                      split: str = "train"):
-    """An infinite stream of random training excerpts, batched for ``model.fit``.
+    """An infinite stream of random training excerpts, in batches.
 
     Elements: ``(mixture [B, config.input_length, C], {source: [B, config.output_length, C]})`` float32, for
     ``config.sources`` (``C = config.channels``). Each example picks a track with probability proportional to
@@ -87,10 +90,8 @@ def training_dataset(cache, config, batch_size: int, seed: int | None = None, au
     """
     import tensorflow as tf
     if int(batch_size) < 1:
-        from waveunet_tf.errors import UserError
         raise UserError(f"batch size must be at least 1, not {batch_size}")
     cache, tracks = _open_checked(cache, config, split)
-    from waveunet_tf import shapes
     left, _ = shapes.context(config)
     in_len, out_len, channels = config.input_length, config.output_length, config.channels
     wanted = views.task_stems(config, cache.stems)
@@ -162,7 +163,6 @@ def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16
     """
     import tensorflow as tf
     cache, tracks = _open_checked(cache, config, split)
-    from waveunet_tf import shapes
     left, _ = shapes.context(config)
     in_len, out_len, channels = config.input_length, config.output_length, config.channels
     wanted = views.task_stems(config, cache.stems)

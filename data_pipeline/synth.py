@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from waveunet_tf.audio import write_wav
+from waveunet_tf.errors import UsageError
+
 SAMPLE_RATE = 44100
 STEMS = ("vocals", "drums", "bass", "other")  # MUSDB18 stem names (files: <stem>.wav, plus mixture.wav)
 _PEAK = 0.85  # headroom of the mixture, as a fraction of full scale
@@ -196,14 +199,11 @@ def make_synthetic_dataset(out, tracks: int = 8, test_tracks: int = 2, seconds: 
     ``musdb.DB(root=out, is_wav=True)`` reads it. Deterministic per ``seed``; train and test tracks differ.
     Files are written atomically, so an interrupted run leaves no half-written WAV. Returns ``Path(out)``.
     """
-    from waveunet_tf.audio import write_wav
     out = Path(out)
     if tracks < 0 or test_tracks < 0 or tracks + test_tracks < 1:
-        from waveunet_tf.errors import UserError
-        raise UserError(f"need at least one track (got --tracks {tracks}, --test-tracks {test_tracks})")
-    if seconds <= 0:
-        from waveunet_tf.errors import UserError
-        raise UserError(f"--seconds must be positive, not {seconds}")
+        raise UsageError(f"need at least one track (got --tracks {tracks}, --test-tracks {test_tracks})")
+    if not seconds > 0:
+        raise UsageError(f"--seconds must be positive, not {seconds}")
     jobs = [("train", i, f"synth {i:03d}") for i in range(tracks)]
     jobs += [("test", tracks + i, f"synth test {i:03d}") for i in range(test_tracks)]
     bar = None

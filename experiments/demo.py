@@ -23,8 +23,8 @@ def main() -> int:
     import stempeg
 
     from waveunet_tf import cli
-    from waveunet_tf.reproduce import EXAMPLE_GROUP, SYNTHETIC_GROUP
-    from waveunet_tf.separation import song_name
+    from waveunet_tf.reproduction import EXAMPLE_GROUP, SYNTHETIC_GROUP
+    from waveunet_tf.separate import song_name
 
     start = time.monotonic()
     run_dir = Path(os.environ.get("DEMO_RUN_DIR", ROOT / "runs" / "demo"))

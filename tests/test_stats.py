@@ -2,11 +2,14 @@
 
 import json
 import math
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from waveunet_tf import cli
-from waveunet_tf.statistics import aggregate, load_scores, stats_of_folder
+from waveunet_tf.evaluation.scores import aggregate, load_scores, stats_of_folder
 
 NAN = float("nan")
 # SDR frames per track and source; NaN / None are frames where BSSEval is undefined (a silent source).
@@ -118,3 +121,27 @@ def test_an_evaluation_folder_means_its_model_scores_not_the_baseline(tmp_path, 
         (tmp_path / sub / "test" / "Song.json").write_text(json.dumps(_museval_doc({"vocals": [sdr, sdr + 2]})))
     assert cli.main(["stats", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["paper"]["vocals"]["SDR"]["median"] == pytest.approx(8.0)
+
+
+MUSEVAL_REFERENCE = (Path(__file__).parents[2] / "shared" / "fixtures" / "musdb18_sample" /
+                     "museval_reference_random_estimates.json")
+
+
+def test_stats_of_museval_reference_frames_match_numpy_on_the_file(tmp_path, capsys):
+    """museval's own score file of a real MUSDB18 track (random estimates), aggregated by `stats` and by numpy
+    straight from the JSON: median, MAD, mean, SD of the frames, and SiSEC's median (one track: its median)."""
+    shutil.copy(MUSEVAL_REFERENCE, tmp_path / "Music Delta - 80s Rock.json")
+    assert cli.main(["stats", str(tmp_path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    reference = json.loads(MUSEVAL_REFERENCE.read_text())
+    assert stats["tracks"] == 1 and list(stats["paper"]) == ["vocals", "accompaniment"]
+    for target in reference["targets"]:
+        for metric in ("SDR", "SIR", "SAR", "ISR"):
+            x = np.array([f["metrics"][metric] for f in target["frames"]], dtype=np.float64)
+            want = {"median": np.median(x), "mad": np.median(np.abs(x - np.median(x))), "mean": np.mean(x),
+                    "sd": np.std(x)}
+            got = stats["paper"][target["name"]][metric]
+            assert got == pytest.approx(want, abs=1e-9), (target["name"], metric)
+            assert stats["sisec"][target["name"]][metric] == pytest.approx(np.median(x), abs=1e-9)
+    # and a number read off the file by eye: the six vocals SDR frames sorted, the middle two averaged
+    assert stats["paper"]["vocals"]["SDR"]["median"] == pytest.approx((-15.90668 + -15.33723) / 2)

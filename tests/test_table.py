@@ -7,7 +7,7 @@ import pytest
 
 from waveunet_tf import cli
 from waveunet_tf.config import WaveUNetConfig, variant_config, variant_names
-from waveunet_tf.table import PUBLISHED_FILE, base_variant, published
+from waveunet_tf.evaluation.table import PUBLISHED_FILE, base_variant, published
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,12 +74,53 @@ def test_quick_runs_match_their_variant():
     (lambda d: None, "has no results.json"),
     (lambda d: (d / "results.json").write_text('{"x": 1}'), "is not a results file"),
     (lambda d: (d / "results.json").write_text("{oops"), "is not valid JSON"),
+    # malformed inside: each once raised a TypeError or AttributeError without the file's name
+    (lambda d: (d / "results.json").write_text('{"paper": {"vocals": 3}, "tracks": 1}'), "paper.vocals.SDR"),
+    (lambda d: (d / "results.json").write_text('{"paper": {"vocals": {"SDR": {"median": "5"}}}, "tracks": 1}'),
+     "paper.vocals.SDR"),
+    (lambda d: (d / "results.json").write_text('{"paper": {"vocals": {"SDR": {}}}, "sisec": [], "tracks": 1}'),
+     '"sisec" is not an object'),
+    (lambda d: (d / "results.json").write_text('{"paper": {"vocals": {"SDR": {}}}, "sisec": {"vocals": 2}, '
+                                               '"tracks": 1}'), "sisec.vocals.SDR"),
+    (lambda d: (d / "results.json").write_text('{"paper": {}, "tracks": "3"}'), '"tracks" is'),
+    (lambda d: (d / "results.json").write_bytes(b'{"paper": "\xff"}'), "cannot read"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, make, message):
     make(tmp_path)
     assert cli.main(["table", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+    assert message in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+
+
+def _evaluated_run(run, scored: str, best: str | None):
+    """A run dir whose results scored the weights ``scored`` while state.json says best.keras holds ``best``
+    (None: the run was started over and has no best.keras yet)."""
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(_results({"vocals": (5.0, 3.0, 1.0, 12.0),
+                                                           "accompaniment": (11.0, 3.2, 12.0, 7.0)})))
+    (run / "evaluation.json").write_text(json.dumps({"model": str(run / "best.keras"), "model_fingerprint": scored,
+                                                     "musdb_root": "/data", "wav": True, "subset": "test"}))
+    if best is not None:
+        (run / "best.keras").write_bytes(b"a model")
+        (run / "state.json").write_text(json.dumps({"step": 10, "best_fingerprint": best}))
+
+
+def test_results_of_a_retrained_model_are_marked_stale(tmp_path, capsys):
+    _evaluated_run(tmp_path / "same", "f1", "f1")
+    _evaluated_run(tmp_path / "retrained", "f1", "f2")
+    _evaluated_run(tmp_path / "restarted", "f1", None)
+    assert cli.main(["table", *(str(tmp_path / n) for n in ("same", "retrained", "restarted")), "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = {r["path"]: r for r in json.loads(captured.out)["rows"] if r["kind"] == "ours"}
+    assert rows[str(tmp_path / "same" / "results.json")]["stale"] is None
+    retrained = rows[str(tmp_path / "retrained" / "results.json")]
+    assert "trained again" in retrained["stale"] and retrained["label"].endswith("[stale]")
+    assert "is gone" in rows[str(tmp_path / "restarted" / "results.json")]["stale"]
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2 and all("is stale" in w and "--force" in w for w in warnings)
+    assert cli.main(["table", str(tmp_path / "retrained")]) == 0
+    assert "| M4 (retrained) [stale] |" not in capsys.readouterr().out  # no config.json: the folder's name
+
 
 
 def test_published_numbers_are_product_md():

@@ -1,7 +1,18 @@
+import resource
+import statistics
+import sys
+import time
+
+from data_pipeline import training_dataset
+from waveunet_tf.commands.bench_common import bench_cache, peak_rss_mb, print_result
+from waveunet_tf.config import variant_config
+from waveunet_tf.errors import UsageError
+
 HELP = "windows per second delivered by training_dataset (with augmentation) and the peak memory"
+TRACKS = 4  # the synthetic cache without --cache: --minutes of audio in this many tracks
 
 DESCRIPTION = """Measure the training input pipeline: batches of the variant's training windows (input_length
-mixture, output_length targets, the paper's gain augmentation) read lazily from a WAV cache, as model.fit gets
+mixture, output_length targets, the paper's gain augmentation) read lazily from a WAV cache, as training gets
 them. Reports the median windows per second over --runs runs of --batches batches (after a warm-up), the CPU time
 spent per window (all threads; it does not depend on what else the machine runs) and the process's peak resident
 memory. Without --cache, a synthetic cache of a few minutes of audio is made first
@@ -20,33 +31,13 @@ def add_arguments(p):
                    help='print one JSON document: {"variant", "windows_per_s", "peak_rss_mb"}')
 
 
-def _make_synthetic_cache(folder, sample_rate, minutes):
-    """Runs in a child process: a synthetic dataset of ``minutes`` of audio, prepared at ``sample_rate``."""
-    from pathlib import Path
-
-    from data_pipeline import make_synthetic_dataset, prepare_cache
-    tracks = 4
-    root = make_synthetic_dataset(Path(folder) / "synth", tracks=tracks, test_tracks=0,
-                                  seconds=60.0 * minutes / tracks, seed=0)
-    prepare_cache(root, Path(folder) / "cache", sample_rate, wav=True)
-    return str(Path(folder) / "cache")
-
-
 def _cpu_seconds():
     """CPU time (user + system) of this process, all threads: what a window costs, whatever else runs."""
-    import resource
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
 def run(args):
-    import statistics
-    import sys
-    import tempfile
-    import time
-
-    from waveunet_tf.commands.bench import peak_rss_mb, print_result
-    from waveunet_tf.errors import UsageError
     for name in ("batches", "runs"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, not {getattr(args, name)}")
@@ -54,19 +45,9 @@ def run(args):
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
     if not args.minutes > 0:
         raise UsageError(f"--minutes must be positive, not {args.minutes}")
-    from waveunet_tf.config import variant_config
     config = variant_config(args.variant)
     batch = args.batch_size or config.batch_size
-    with tempfile.TemporaryDirectory(prefix="waveunet-bench-input-") as tmp:
-        cache = args.cache
-        if cache is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-            print(f"making a synthetic cache of {args.minutes:g} minutes at {config.sample_rate} Hz ...",
-                  file=sys.stderr)
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
-                cache = ex.submit(_make_synthetic_cache, tmp, config.sample_rate, args.minutes).result()
-        from data_pipeline import training_dataset
+    with bench_cache(args.cache, config.sample_rate, TRACKS, 60.0 * args.minutes / TRACKS) as cache:
         it = iter(training_dataset(cache, config, batch, seed=0, augment=True))
         for _ in range(5):  # warm-up: tracing, thread pools, prefetch
             next(it)

@@ -1,3 +1,13 @@
+import statistics
+import sys
+import time
+
+import data_pipeline
+from waveunet_tf.commands.bench_common import bench_cache, peak_rss_mb, print_result
+from waveunet_tf.config import resolve_config
+from waveunet_tf.errors import UsageError
+from waveunet_tf.training import Trainer, distribute, segment_seed
+
 HELP = "seconds per training step (median after warm-up), examples/s, input waiting and peak memory"
 
 DESCRIPTION = """Measure the training step of `waveunet train`: the same model, Adam optimizer, loss, distributed
@@ -22,23 +32,8 @@ def add_arguments(p):
                    '"step_s_median", "examples_per_s", "input_wait_s", "peak_rss_mb"}')
 
 
-def _make_synthetic_cache(folder, sample_rate):
-    """Runs in a child process: three 20-second synthetic tracks prepared at ``sample_rate``."""
-    from pathlib import Path
-
-    from data_pipeline import make_synthetic_dataset, prepare_cache
-    root = make_synthetic_dataset(Path(folder) / "synth", tracks=3, test_tracks=0, seconds=20, seed=0)
-    prepare_cache(root, Path(folder) / "cache", sample_rate, wav=True)
-    return str(Path(folder) / "cache")
-
-
 def measure(config, cache, batch_size, steps, warmup, log=None):
     """Time ``steps`` training steps after ``warmup`` -> (per-step seconds, per-step input waits)."""
-    import time
-
-    import data_pipeline
-    from waveunet_tf import distribute
-    from waveunet_tf.training import Trainer, segment_seed
     strategy, _ = distribute.make_strategy("default")
     trainer = Trainer(config, strategy)
 
@@ -63,29 +58,14 @@ def measure(config, cache, batch_size, steps, warmup, log=None):
 
 
 def run(args):
-    import statistics
-    import sys
-    import tempfile
-
-    from waveunet_tf.commands.bench import peak_rss_mb, print_result
-    from waveunet_tf.errors import UsageError
     if args.steps < 1 or args.warmup < 0:
         raise UsageError(f"--steps must be at least 1 and --warmup at least 0 (got {args.steps}, {args.warmup})")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
-    from waveunet_tf.commands.train import resolve_config
     config = resolve_config(args.variant, None, args.sets, args.quick, args.jit)
     batch = args.batch_size or config.batch_size
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    with tempfile.TemporaryDirectory(prefix="waveunet-bench-train-") as tmp:
-        cache = args.cache
-        if cache is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-            if log:
-                log(f"making a synthetic cache at {config.sample_rate} Hz ...")
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
-                cache = ex.submit(_make_synthetic_cache, tmp, config.sample_rate).result()
+    with bench_cache(args.cache, config.sample_rate, tracks=3, seconds=20, quiet=args.json) as cache:
         step_s, wait_s = measure(config, cache, batch, args.steps, args.warmup, log)
     median = statistics.median(step_s)
     result = {"variant": config.name, "batch_size": batch, "step_s_median": round(median, 4),

@@ -1,3 +1,6 @@
+from waveunet_tf.evaluation.evaluate import evaluate
+from waveunet_tf.evaluation.table import build_rows, format_markdown
+
 HELP = "separate and score a MUSDB18 subset with museval (BSSEval v4): results.json, results.md, sdr.png"
 DESCRIPTION = """\
 Separate every track of a MUSDB18 subset with a trained model, score each with museval (BSSEval v4, 1-second
@@ -9,7 +12,9 @@ Writes under OUT (default: the run directory; for x.keras, x-evaluation/ beside 
   <subset>/<track>/<source>.wav      the estimates (musdb layout)
   scores/<subset>/<track>.json       museval scores per track (baseline/ likewise for the mixture)
   results.json, baseline.json        both aggregates; results.md: the paper's table; sdr.png: box plots
-Tracks already scored are skipped: rerun the same command to resume."""
+  evaluation.json                    which model (its weights' fingerprint) and data the scores belong to
+Tracks already scored are skipped: rerun the same command to resume. Scores of another model (or a model
+trained again since) in OUT are refused unless --force, which starts over."""
 
 
 def add_arguments(p):
@@ -26,8 +31,6 @@ def add_arguments(p):
 
 
 def run(args):
-    from waveunet_tf.evaluation import evaluate
-    from waveunet_tf.table import build_rows, format_markdown
     summary = evaluate(args.model, args.musdb_root, out=args.out, wav=args.wav, subset=args.subset,
                        force=args.force, baseline=args.baseline)
     print(format_markdown(build_rows([summary["out"]])))

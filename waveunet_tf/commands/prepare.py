@@ -1,3 +1,7 @@
+import sys
+
+from data_pipeline.ingest import prepare_cache
+
 HELP = "decode MUSDB18 / MUSDB18-HQ once into a WAV cache at the model's sample rate (resumable)"
 
 DESCRIPTION = """Decode MUSDB18 (ROOT/{train,test}/<track>.stem.mp4) or, with --wav, MUSDB18-HQ
@@ -11,9 +15,11 @@ a missing mixture.wav is taken as the sum of the stems) into a cache of one WAV 
   CACHE/<subset>/<track>/track.json   written last: the track is finished
 
 Resumable: every file is written under a temporary name and renamed, and finished tracks are skipped, so an
-interrupted run continues where it stopped. A bad track (missing stem, stems of different lengths or sample
+interrupted run continues where it stopped (the temporary files of the interrupted run are removed; one
+prepare at a time per cache). A bad track (missing stem, stems of different lengths or sample
 rates, an unreadable file) stops the run with one line naming it; tracks already prepared are kept;
---skip-bad continues past bad tracks and lists them at the end.
+--skip-bad continues past bad tracks and lists them at the end; the validation tracks are then drawn from
+the tracks that were prepared, with a warning when no train or no validation track is left.
 
 Validation splits (--split):
   musdb  the musdb package's official validation split (14 of the 100 train tracks). On a root whose train
@@ -41,14 +47,6 @@ def add_arguments(p):
 
 
 def run(args):
-    import sys
-
-    from waveunet_tf.errors import UsageError
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
-    if args.sample_rate < 1000:
-        raise UsageError(f"--sample-rate must be at least 1000 Hz, not {args.sample_rate}")
-    from data_pipeline.ingest import prepare_cache
     manifest = prepare_cache(args.musdb_root, args.cache, args.sample_rate, wav=args.wav, split=args.split,
                              jobs=args.jobs, float_wav=args.float_wav, skip_bad=args.skip_bad, progress=True)
     counts = {s: sum(t["split"] == s for t in manifest["tracks"]) for s in ("train", "valid", "test")}

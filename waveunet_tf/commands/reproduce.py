@@ -1,3 +1,7 @@
+from waveunet_tf.errors import UsageError
+from waveunet_tf.evaluation.table import build_rows, format_markdown
+from waveunet_tf.reproduction import gain_lines, reproduce
+
 HELP = "reproduce a row of the paper's table: prepare -> train -> evaluate -> table, in one resumable run dir"
 DESCRIPTION = """\
 Reproduce a variant of the paper on MUSDB18 in one command: prepare the WAV cache at the variant's sample
@@ -36,9 +40,6 @@ def add_arguments(p):
 
 
 def run(args):
-    from waveunet_tf.errors import UsageError
-    from waveunet_tf.reproduce import gain_lines, reproduce
-    from waveunet_tf.table import build_rows, format_markdown
     if args.max_steps is not None and args.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, not {args.max_steps}")
     if args.wav and not args.musdb_root:

@@ -1,4 +1,8 @@
 import json
+from pathlib import Path
+
+from waveunet_tf.evaluation.record import RECORD_FILE, SCORES_DIR
+from waveunet_tf.evaluation.scores import format_metrics, stats_of_folder
 
 HELP = "the paper's and SiSEC's aggregates (SDR, SIR, SAR, ISR) of a folder of museval JSON score files"
 DESCRIPTION = """\
@@ -21,13 +25,9 @@ def add_arguments(p):
 
 
 def run(args):
-    from pathlib import Path
-
-    from waveunet_tf.evaluation import SCORES_DIR
-    from waveunet_tf.statistics import format_stats, stats_of_folder
     folder = Path(args.json_dir)
-    if (folder / "evaluation.json").is_file() and (folder / SCORES_DIR).is_dir():
+    if (folder / RECORD_FILE).is_file() and (folder / SCORES_DIR).is_dir():
         folder = folder / SCORES_DIR  # an evaluation folder: the model's scores, not the mixture baseline's
     stats = stats_of_folder(folder)
-    print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
+    print(json.dumps(stats, indent=1) if args.json else format_metrics(stats))
     return 0

@@ -1,3 +1,8 @@
+from pathlib import Path
+
+from data_pipeline.synth import make_synthetic_dataset
+from waveunet_tf.errors import UserError
+
 HELP = "write a synthetic multitrack dataset in the MUSDB18-HQ layout (for tests and the demo)"
 
 DESCRIPTION = """Write a synthetic dataset in the MUSDB18-HQ layout:
@@ -20,20 +25,12 @@ def add_arguments(p):
 
 
 def run(args):
-    from pathlib import Path
-
-    from waveunet_tf.errors import UsageError, UserError
     out = Path(args.out)
-    if args.tracks < 0 or args.test_tracks < 0 or args.tracks + args.test_tracks < 1:
-        raise UsageError(f"need at least one track (got --tracks {args.tracks}, --test-tracks {args.test_tracks})")
-    if not args.seconds > 0:
-        raise UsageError(f"--seconds must be positive, not {args.seconds}")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     existing = [p for sub in ("train", "test") for p in (out / sub).glob("*/mixture.wav")]
     if existing and not args.force:
         raise UserError(f"{out} already holds {len(existing)} tracks; choose another folder or pass --force")
-    from data_pipeline.synth import make_synthetic_dataset
     make_synthetic_dataset(out, tracks=args.tracks, test_tracks=args.test_tracks, seconds=args.seconds,
                            seed=args.seed, progress=True)
     print(out)

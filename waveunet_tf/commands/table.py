@@ -1,11 +1,17 @@
 import json
+import sys
+
+from waveunet_tf.evaluation.table import build_rows, format_markdown
 
 HELP = "the paper's table: SDR median/MAD/mean/SD per source for each run, with the published numbers beside"
 DESCRIPTION = """\
 Print the paper's results table for one or more evaluated runs: a row per run (SDR median, MAD, mean and SD
 per source, the paper's pooled-frames aggregate, and SiSEC's median of per-track medians), the mixture-as-
 estimate baseline where the run has one, and the published numbers of the official models (M4 = SiSEC 2018
-STL1, M6 = STL2, M5-HighSR) beside ours. Runs with the same sources share a table, as in the paper."""
+STL1, M6 = STL2, M5-HighSR) beside ours. Runs with the same sources share a table, as in the paper.
+
+Results of a run whose model was trained again after they were computed (train --force, or a resumed run that
+wrote a new best.keras) are marked [stale] ("stale": the reason, in --json) with a warning on stderr."""
 
 
 def add_arguments(p):
@@ -13,11 +19,14 @@ def add_arguments(p):
                    help="a run directory (or evaluation folder) holding results.json, or a results JSON file")
     p.add_argument("--json", action="store_true",
                    help='print one JSON document: {"rows": [{"label", "variant", "kind", "path", "tracks", '
-                        '"paper": {source: {median, mad, mean, sd}}, "sisec": {source: value}}]} (SDR, dB)')
+                        '"paper": {source: {median, mad, mean, sd}}, "sisec": {source: value}, "stale"}]} (SDR, dB)')
 
 
 def run(args):
-    from waveunet_tf.table import build_rows, format_markdown
     rows = build_rows(args.paths)
+    for row in rows:
+        if row["stale"]:
+            print(f"waveunet table: warning: {row['path']} is stale ({row['stale']}); run `waveunet evaluate` "
+                  "again with --force", file=sys.stderr)
     print(json.dumps({"rows": rows}, indent=1) if args.json else format_markdown(rows))
     return 0

@@ -1,5 +1,7 @@
 import json
 
+from waveunet_tf.config import reference_facts, variant_config, variant_names
+
 HELP = "list the paper's variants: sample rate, channels, sources, input/output length, parameters"
 
 
@@ -9,7 +11,6 @@ def add_arguments(p):
 
 def variant_rows():
     """Every variant with its sizes (parameters from the reference facts, which the tests check on built models)."""
-    from waveunet_tf.config import reference_facts, variant_config, variant_names
     facts = reference_facts()
     rows = []
     for name in variant_names():

@@ -7,9 +7,10 @@ What it writes under ``OUT`` (the run directory by default):
 - ``scores/<subset>/<track>.json``: museval's per-track score file (the format of the SiSEC 2018 submissions);
 - ``baseline/<subset>/<track>.json``: the same for the mixture scored as every source's estimate, the floor a
   separator has to beat;
-- ``results.json`` and ``baseline.json`` (both aggregates, see :mod:`waveunet_tf.statistics`), ``results.md``
-  (the paper's table with the baseline and published numbers) and ``sdr.png`` (SDR box plots per source);
-- ``evaluation.json``: which model and data the scores belong to.
+- ``results.json`` and ``baseline.json`` (both aggregates, see :mod:`waveunet_tf.evaluation.scores`),
+  ``results.md`` (the paper's table with the baseline and published numbers) and ``sdr.png`` (SDR box plots
+  per source);
+- ``evaluation.json``: which model and data the scores belong to (:mod:`waveunet_tf.evaluation.record`).
 
 Every file is written atomically and a track whose score file exists is skipped, so an interrupted evaluation
 resumes where it stopped.
@@ -17,18 +18,22 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from waveunet_tf.audio import load_audio, match_channels, write_wav
 from waveunet_tf.errors import UserError
-
-SCORES_DIR = "scores"
-BASELINE_DIR = "baseline"
+from waveunet_tf.evaluation import record
+from waveunet_tf.evaluation.record import BASELINE_DIR, SCORES_DIR
+from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores, ordered_sources, pooled_frames
+from waveunet_tf.evaluation.table import build_rows, format_markdown
+from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
+from waveunet_tf.fingerprint import model_fingerprint
+from waveunet_tf.model_io import load_model, resolve_keras_path
+from waveunet_tf.separate import separate_array
 
 
 # --- checking what the user gave us --------------------------------------------------------------------------
@@ -52,98 +57,53 @@ def check_musdb_root(root, subset: str, wav: bool) -> Path:
     return root
 
 
-def check_writable(folder) -> Path:
-    """Create ``folder`` if needed and make sure we can write there; else one line saying so."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
-    return folder
-
-
 def default_out(model_path) -> Path:
     """A run directory evaluates into itself; ``x.keras`` into ``x-evaluation/`` beside it."""
     p = Path(model_path)
     return p if p.is_dir() else p.with_name(p.stem + "-evaluation")
 
 
-def model_fingerprint(model, config) -> str:
-    """sha256 of the config and the weights: the same model saved twice (a .keras zip holds timestamps) has
-    the same fingerprint, a retrained one another."""
-    h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
-    for w in model.get_weights():
-        h.update(str(w.shape).encode())
-        h.update(np.ascontiguousarray(w).tobytes())
-    return h.hexdigest()
-
-
-def _claim_out(out: Path, record: dict, force: bool) -> None:
-    """Scores in ``out`` belong to one model and one dataset: refuse to mix them with another's (unless
-    ``force``, which discards the old scores)."""
-    from waveunet_tf.audio import atomic_write_text
-    path = out / "evaluation.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        keys = ("model_fingerprint", "musdb_root", "wav", "subset")
-        changed = [k for k in keys if old.get(k) != record[k]]
-        if changed and not force:
-            raise UserError(f"{out} holds an evaluation with another {changed[0].replace('_fingerprint', '')} "
-                            f"({old.get(changed[0])!r}); pass --force to discard it, or choose another --out")
-        if changed:
-            import shutil
-            for d in (out / SCORES_DIR, out / BASELINE_DIR, out / record["subset"]):
-                shutil.rmtree(d, ignore_errors=True)
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-
-
 # --- one track --------------------------------------------------------------------------------------------
 def _write_scores(store, path: Path) -> None:
     """museval's JSON of one track, validated against its schema, written atomically."""
-    from waveunet_tf.audio import atomic_write_text
     store.validate()
     atomic_write_text(path, store.json + "\n")
 
 
-def _estimates(track, model, config, folder: Path) -> dict:
-    """The model's estimates of one track at its rate and length: read back if an earlier run wrote them all,
-    else separated and written."""
-    from waveunet_tf.audio import load_audio, match_channels, write_wav
-    from waveunet_tf.separation import separate_array
-    files = {s: folder / f"{s}.wav" for s in config.sources}
+def _estimates(track, separate, sources, folder: Path) -> dict:
+    """The estimates {source: float32 [T, C]} of one track at its rate and length, as the 16-bit WAV files in
+    ``folder`` hold them: read back if an earlier run wrote them all, else made by ``separate(mixture [T, C],
+    rate) -> {source: [T, c]}`` and written."""
+    files = {s: folder / f"{s}.wav" for s in sources}
     mixture = np.asarray(track.audio, dtype=np.float32)
     if all(f.is_file() for f in files.values()):
         est = {s: load_audio(f)[0] for s, f in files.items()}
         if all(e.shape == mixture.shape for e in est.values()):
             return est
-    est = separate_array(model, config, mixture, track.rate)
-    for s in config.sources:
+    est = separate(mixture, track.rate)
+    for s in sources:
         y = np.clip(match_channels(est[s], mixture.shape[1]), -1.0, 1.0)  # 16-bit files: nothing may wrap
         write_wav(files[s], y, track.rate)
     # score what the files hold, so a resumed evaluation scores exactly the same estimates
     return {s: load_audio(f)[0] for s, f in files.items()}
 
 
-def evaluate_track(track, model, config, out: Path, subset: str, baseline: bool = True) -> bool:
-    """Separate and score one track (and score the mixture baseline); returns False if it was already done."""
+def evaluate_track(track, separate, sources, out: Path, subset: str, baseline: bool = True) -> bool:
+    """Separate one musdb ``track`` with ``separate(mixture [T, C], rate) -> {source: [T, C]}``, write the
+    estimates of ``sources`` and score them with museval (BSSEval v4, 1-s windows and hops) into
+    ``out/scores/<subset>/<track>.json``, and the mixture as every source's estimate into ``out/baseline/``.
+    Returns False if both were already done."""
     import museval
     score_path = out / SCORES_DIR / subset / f"{track.name}.json"
     base_path = out / BASELINE_DIR / subset / f"{track.name}.json"
     did = False
     if not score_path.is_file():
-        est = _estimates(track, model, config, out / subset / track.name)
+        est = _estimates(track, separate, sources, out / subset / track.name)
         _write_scores(museval.eval_mus_track(track, est, win=1.0, hop=1.0), score_path)
         did = True
     if baseline and not base_path.is_file():
         mixture = np.asarray(track.audio, dtype=np.float32)
-        _write_scores(museval.eval_mus_track(track, {s: mixture for s in config.sources}, win=1.0, hop=1.0),
-                      base_path)
+        _write_scores(museval.eval_mus_track(track, {s: mixture for s in sources}, win=1.0, hop=1.0), base_path)
         did = True
     return did
 
@@ -166,8 +126,6 @@ def _plot(out: Path, tracks: dict, base_tracks: dict, label: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from waveunet_tf.audio import atomic_path
-    from waveunet_tf.statistics import ordered_sources, pooled_frames
     sources = ordered_sources({s for t in tracks.values() for s in t})
     data, labels, colors = [], [], []
     for s in sources:
@@ -192,20 +150,6 @@ def _plot(out: Path, tracks: dict, base_tracks: dict, label: str) -> None:
     plt.close(fig)
 
 
-def _metrics_md(stats: dict) -> str:
-    from waveunet_tf.statistics import METRICS
-    lines = ["| source | metric | median | MAD | mean | SD | SiSEC |", "|---|---|---:|---:|---:|---:|---:|"]
-
-    def f(x):
-        return f"{x:.2f}" if x is not None else "-"
-    for s, per_metric in stats["paper"].items():
-        for m in METRICS:
-            p = per_metric[m]
-            lines.append(f"| {s} | {m} | {f(p['median'])} | {f(p['mad'])} | {f(p['mean'])} | {f(p['sd'])} | "
-                         f"{f(stats['sisec'][s][m])} |")
-    return "\n".join(lines)
-
-
 def gain_line(gain: dict) -> str:
     """``{source: dB}`` -> ``"vocals +10.80 dB, accompaniment +1.60 dB"``."""
     return ", ".join(f"{s} {g:+.2f} dB" if g is not None else f"{s} -" for s, g in gain.items())
@@ -215,9 +159,6 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
     """Aggregate the score files under ``out`` into ``results.json``, ``baseline.json``, ``results.md`` and
     ``sdr.png``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic vs real tracks)
     to ``results.md`` and ``groups.json``. Returns ``{"results", "baseline", "gain", "groups"}``."""
-    from waveunet_tf.audio import atomic_write_text
-    from waveunet_tf.statistics import aggregate, load_scores
-    from waveunet_tf.table import build_rows, format_markdown
     out = Path(out)
     tracks = load_scores(out / SCORES_DIR)
     base_tracks = load_scores(out / BASELINE_DIR) if (out / BASELINE_DIR).is_dir() else {}
@@ -246,12 +187,12 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
     for title, g in group_docs.items():
         n = len(g["tracks"])
         md += ["", f"## {title} ({n} track{'s' if n != 1 else ''}: {', '.join(g['tracks'])})", "",
-               _metrics_md(g["results"])]
+               format_metrics(g["results"], markdown=True)]
         if g["gain"]:
             md += ["", f"Median SDR gain over the mixture as estimate: {gain_line(g['gain'])}."]
-    md += ["", "## All metrics, all tracks", "", _metrics_md(results)]
+    md += ["", "## All metrics, all tracks", "", format_metrics(results, markdown=True)]
     if baseline:
-        md += ["", "## All metrics, the mixture as every source's estimate", "", _metrics_md(baseline)]
+        md += ["", "## All metrics, the mixture as every source's estimate", "", format_metrics(baseline, markdown=True)]
     atomic_write_text(out / "results.md", "\n".join(md) + "\n")
     _plot(out, tracks, base_tracks, label)
     return {"results": results, "baseline": baseline, "gain": gain, "groups": group_docs}
@@ -262,14 +203,12 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
              baseline: bool = True, groups: dict | None = None) -> dict:
     """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory
     or ``.keras`` file), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``."""
+    import musdb
     from tqdm import tqdm
-
-    from waveunet_tf.model_io import load_model, resolve_keras_path
     root = check_musdb_root(musdb_root, subset, wav)
     keras_file = resolve_keras_path(model_path)
     out = check_writable(out if out is not None else default_out(model_path))
     model, config = load_model(keras_file)
-    import musdb
     db = musdb.DB(root=str(root), is_wav=wav, subsets=subset)
     if not db.tracks:
         raise UserError(f"musdb found no tracks in {root / subset}")
@@ -277,14 +216,21 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
     if missing:
         raise UserError(f"the model separates {', '.join(config.sources)}, but MUSDB has no target "
                         f"{missing[0]!r} (it has {', '.join(db.tracks[0].targets)})")
-    _claim_out(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
-                     "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}, force)
-    if not (out / "config.json").is_file():  # so `waveunet table` can name the row after the variant
-        config.to_json(out / "config.json")
-    with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
-        for track in bar:
-            bar.set_postfix_str(track.name[:30])
-            evaluate_track(track, model, config, out, subset, baseline=baseline)
-    summary = summarize(out, groups=groups, label=config.name)
+    scored = [out / SCORES_DIR, out / BASELINE_DIR, out / subset]
+    with process_lock(out / ".evaluation.lock", f"the evaluation folder {out}"):
+        record.claim(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
+                           "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}, scored, force)
+        for folder in scored:  # leftovers of an evaluation killed while writing (never the training's files)
+            remove_partials(folder)
+        if not (out / "config.json").is_file():  # so `waveunet table` can name the row after the variant
+            config.to_json(out / "config.json")
+
+        def separate(mixture, rate):
+            return separate_array(model, config, mixture, rate)
+        with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
+            for track in bar:
+                bar.set_postfix_str(track.name[:30])
+                evaluate_track(track, separate, config.sources, out, subset, baseline=baseline)
+        summary = summarize(out, groups=groups, label=config.name)
     summary["out"] = out
     return summary

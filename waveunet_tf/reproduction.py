@@ -1,4 +1,4 @@
-"""``waveunet reproduce``: one command from a MUSDB18 root (or the embedded default data) to a row of the paper's
+"""What ``waveunet reproduce`` runs: one call from a MUSDB18 root (or the embedded default data) to a row of the paper's
 table: prepare the cache, train with the paper's protocol, evaluate with museval, print the table.
 
 Everything lives in one run directory and every step resumes, so rerunning the same command after an
@@ -13,12 +13,17 @@ interruption continues where it stopped:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
 
+from data_pipeline import make_synthetic_dataset, prepare_cache
+from waveunet_tf.audio import write_wav
+from waveunet_tf.config import resolve_config
 from waveunet_tf.errors import UserError
+from waveunet_tf.evaluation.evaluate import check_musdb_root, evaluate, gain_line
+from waveunet_tf.files import atomic_write_text, check_writable
+from waveunet_tf.training import train_on_cache
 
 # The embedded default: `waveunet synth`'s defaults, and the example track of stempeg (6 s of a real song).
 SYNTH = {"tracks": 8, "test_tracks": 2, "seconds": 20, "seed": 0}
@@ -28,14 +33,17 @@ EXAMPLE_GROUP = "real example track (stempeg)"
 
 
 def default_run_dir(variant: str, quick: bool, embedded: bool) -> Path:
+    """``runs/<variant>[-quick][-embedded]``."""
     return Path("runs") / (variant + ("-quick" if quick else "") + ("-embedded" if embedded else ""))
 
 
 def log(msg: str) -> None:
+    """A progress line of the reproduction on stderr (stdout ends with the run directory)."""
     print(f"[reproduce] {msg}", file=sys.stderr, flush=True)
 
 
 def example_track_name() -> str:
+    """The name of the example track that ships with stempeg (its file name without ``.stem.mp4``)."""
     import stempeg
     return Path(stempeg.example_stem_path()).name[: -len(".stem.mp4")]
 
@@ -44,8 +52,6 @@ def write_example_track(folder: Path) -> None:
     """stempeg's example ``.stem.mp4`` decoded into the MUSDB18-HQ layout (``<stem>.wav``, 32-bit float: the
     AAC decode peaks slightly above full scale)."""
     import stempeg
-
-    from waveunet_tf.audio import write_wav
     stems, rate = stempeg.read_stems(stempeg.example_stem_path())
     if stems.shape[0] != len(STEM_ORDER):
         raise UserError(f"stempeg's example has {stems.shape[0]} streams, expected {len(STEM_ORDER)}")
@@ -56,9 +62,6 @@ def write_example_track(folder: Path) -> None:
 def embedded_dataset(root: Path) -> dict:
     """Make (once) the embedded default dataset under ``root``; returns the evaluation groups
     {title: [test track names]}."""
-    from data_pipeline import make_synthetic_dataset
-
-    from waveunet_tf.audio import atomic_write_text
     done = root / "dataset.json"
     if not done.is_file():
         log(f"writing the embedded dataset to {root}: {SYNTH['tracks']} + {SYNTH['test_tracks']} synthetic "
@@ -73,31 +76,13 @@ def embedded_dataset(root: Path) -> dict:
     return {SYNTHETIC_GROUP: info["synthetic_test_tracks"], EXAMPLE_GROUP: [info["example_track"]]}
 
 
-def _run_command(argv: list[str]) -> None:
-    """Run another ``waveunet`` command in this process; its stdout goes to stderr (ours ends with the run dir),
-    its errors propagate as they are."""
-    from waveunet_tf.cli import build_parser
-    args = build_parser().parse_args(argv)
-    with contextlib.redirect_stdout(sys.stderr):
-        code = args._run(args)
-    if code:
-        raise UserError(f"`waveunet {' '.join(argv[:1])}` failed with exit code {code}")
-
-
-def resolve(variant: str, quick: bool, config_file=None, sets=()):
-    """The config the run trains (for its sample rate and sources), checked before any work starts."""
-    from waveunet_tf.commands.train import resolve_config
-    return resolve_config(variant, config_file, sets, quick)
-
-
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
               config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper") -> dict:
     """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``.
 
     ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
     train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split."""
-    from waveunet_tf.evaluation import check_musdb_root, check_writable, evaluate
-    config = resolve(variant, quick, config_file, sets)
+    config = resolve_config(variant, config_file, sets, quick)
     embedded = musdb_root is None
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(variant, quick, embedded)
     check_writable(run_dir)
@@ -111,17 +96,10 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
     cache = Path(cache) if cache is not None else run_dir / "cache"
 
     log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz, {split} validation split")
-    from data_pipeline import prepare_cache
     prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True)
 
     log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
-    argv = ["train", "--variant", variant, "--cache", str(cache), "--run-dir", str(run_dir), "--resume"]
-    argv += ["--quick"] if quick else []
-    argv += ["--config", str(config_file)] if config_file else []
-    for s in sets:
-        argv += ["--set", s]
-    argv += ["--max-steps", str(max_steps)] if max_steps else []
-    _run_command(argv)
+    train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps)  # a new run, or the one to resume
 
     log(f"3/3 evaluate {run_dir / 'best.keras'} on {root / 'test'}")
     # force: a resumed training may have changed best.keras since an earlier evaluation in this run dir
@@ -132,7 +110,6 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
 
 def gain_lines(summary: dict) -> list[str]:
     """One line per group (or for all tracks): the median SDR gain over the mixture as estimate."""
-    from waveunet_tf.evaluation import gain_line
     lines = []
     if summary.get("gain"):
         lines.append(f"all {summary['results']['tracks']} test tracks: {gain_line(summary['gain'])}")

@@ -35,9 +35,9 @@ def _frames(target: dict, path: Path) -> dict:
             out[m] = np.array([math.nan if f["metrics"].get(m) is None else float(f["metrics"][m])
                                for f in frames], dtype=np.float64)
         return out
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{path} is not a museval score file: each target needs frames with metrics "
-                        f"{', '.join(METRICS)}") from None
+                        f"{', '.join(METRICS)}") from e
 
 
 def read_track_scores(path) -> dict | None:
@@ -47,9 +47,9 @@ def read_track_scores(path) -> dict | None:
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
+        raise UserError(f"cannot read {path}: {e}") from e
     except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e}") from None
+        raise UserError(f"{path} is not valid JSON: {e}") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("targets"), list):
         return None
     scores = {}
@@ -149,19 +149,26 @@ def pooled_frames(tracks: dict, source: str, metric: str = "SDR") -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def _fmt(x, width=7):
-    return f"{x:>{width}.2f}" if x is not None else f"{'-':>{width}}"
+def format_db(x) -> str:
+    """A score in dB as the tables print it (two decimals; ``-`` where it is undefined)."""
+    return f"{x:.2f}" if isinstance(x, (int, float)) else "-"
 
 
-def format_stats(stats: dict) -> str:
-    """A plain-text table of both aggregates, one line per source and metric."""
+def format_metrics(stats: dict, markdown: bool = False) -> str:
+    """Both aggregates of ``stats`` (the shape of ``results.json``) as a table, one line per source and metric:
+    median, MAD, mean, SD (paper) and SiSEC's median; aligned text, or a markdown table."""
+    head = ["source", "metric", "median", "MAD", "mean", "SD", "sisec"]
+    rows = [[source, m] + [format_db(per_metric[m][k]) for k in ("median", "mad", "mean", "sd")]
+            + [format_db(stats["sisec"][source][m])]
+            for source, per_metric in stats["paper"].items() for m in METRICS]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [14, 6] + [7] * (len(head) - 2)
+
+    def line(cells):
+        return " ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [f"{stats['tracks']} tracks; paper = pooled frames (NaN ignored), sisec = median over tracks of "
-             "per-track medians",
-             f"{'source':<14} {'metric':<6} {'median':>7} {'MAD':>7} {'mean':>7} {'SD':>7} {'sisec':>7}"]
+             "per-track medians", line(head)]
     lines.append("-" * len(lines[-1]))
-    for source, per_metric in stats["paper"].items():
-        for m in METRICS:
-            p = per_metric[m]
-            lines.append(f"{source:<14} {m:<6} {_fmt(p['median'])} {_fmt(p['mad'])} {_fmt(p['mean'])} "
-                         f"{_fmt(p['sd'])} {_fmt(stats['sisec'][source][m])}")
-    return "\n".join(lines)
+    return "\n".join(lines + [line(r) for r in rows])

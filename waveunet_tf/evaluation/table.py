@@ -2,7 +2,8 @@
 aggregate), with the published numbers of the official models beside ours.
 
 Rows with the same sources form one table, as in the paper (the voice task: vocals and accompaniment; the
-multi-instrument task: vocals, bass, drums, other).
+multi-instrument task: vocals, bass, drums, other). A row whose scores belong to an earlier model of its run
+(see :mod:`waveunet_tf.evaluation.record`) is marked stale.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import json
 from pathlib import Path
 
 from waveunet_tf.errors import UserError
-from waveunet_tf.statistics import ordered_sources
+from waveunet_tf.evaluation.record import stale_reason
+from waveunet_tf.evaluation.scores import format_db, ordered_sources
 
-PUBLISHED_FILE = Path(__file__).with_name("published.json")
+PUBLISHED_FILE = Path(__file__).parents[1] / "published.json"
 STATS = ("median", "mad", "mean", "sd")
 BASELINE_FILE = "baseline.json"  # beside results.json: the mixture scored as every source's estimate
 
@@ -26,30 +28,52 @@ def published() -> dict:
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from e
     except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e}") from None
+        raise UserError(f"{path} is not valid JSON: {e}") from e
+
+
+def _is_score(x) -> bool:
+    return x is None or isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _check_results(doc, path: Path) -> dict:
+    """``doc`` if it has the shape of ``results.json`` (SDR of every source); else one line naming ``path``."""
+    def fail(what):
+        raise UserError(f"{path} is not a results file ({what}): expected the JSON of `waveunet evaluate` "
+                        '(results.json) or `waveunet stats --json`, {"paper": {source: {metric: {"median", '
+                        '"mad", "mean", "sd"}}}, "sisec": {source: {metric: value}}, "tracks": N}')
     if not (isinstance(doc, dict) and isinstance(doc.get("paper"), dict) and "tracks" in doc):
-        raise UserError(f"{path} is not a results file: expected the JSON of `waveunet evaluate` "
-                        '(results.json) or `waveunet stats --json` with "paper", "sisec" and "tracks"')
+        fail('no "paper" object or no "tracks"')
+    if not (doc["tracks"] is None or isinstance(doc["tracks"], int)):
+        fail(f'"tracks" is {doc["tracks"]!r}, not a number')
+    sisec = doc.get("sisec", {})
+    if not isinstance(sisec, dict):
+        fail('"sisec" is not an object')
+    for source, per_metric in doc["paper"].items():
+        sdr = per_metric.get("SDR") if isinstance(per_metric, dict) else None
+        if not (isinstance(sdr, dict) and all(_is_score(sdr.get(k)) for k in STATS)):
+            fail(f"paper.{source}.SDR is not an object of numbers {', '.join(STATS)}")
+        value = sisec.get(source, {})
+        if not (isinstance(value, dict) and _is_score(value.get("SDR"))):
+            fail(f"sisec.{source}.SDR is not a number")
     return doc
 
 
-def _row(label: str, variant: str | None, kind: str, path, results: dict) -> dict:
+def _row(label: str, variant: str | None, kind: str, path, results: dict, stale: str | None = None) -> dict:
     paper = {s: {k: results["paper"][s]["SDR"].get(k) for k in STATS} for s in results["paper"]}
     sisec = {s: (results.get("sisec") or {}).get(s, {}).get("SDR") for s in results["paper"]}
-    return {"label": label, "variant": variant, "kind": kind, "path": str(path) if path else None,
-            "tracks": results.get("tracks"), "paper": paper, "sisec": sisec}
+    return {"label": label + (" [stale]" if stale else ""), "variant": variant, "kind": kind,
+            "path": str(path) if path else None, "tracks": results.get("tracks"), "paper": paper, "sisec": sisec,
+            "stale": stale}
 
 
 def rows_for(path) -> list[dict]:
     """The rows one argument contributes: a run directory (or evaluation folder) with ``results.json``, or a
     results JSON file. The variant name comes from ``config.json`` beside it, else the folder's name; the
-    mixture baseline (``baseline.json``) is added when present."""
+    mixture baseline (``baseline.json``) is added when present. ``row["stale"]`` says why the scores no longer
+    describe the run's model (None when they do)."""
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
@@ -61,10 +85,12 @@ def rows_for(path) -> list[dict]:
     folder = file.parent
     variant = None
     if (folder / "config.json").is_file():
-        variant = _read_json(folder / "config.json").get("name")
+        config = _read_json(folder / "config.json")
+        variant = config.get("name") if isinstance(config, dict) else None
     label = f"{variant or folder.name} ({folder.name})" if variant and variant != folder.name else (
         variant or folder.name)
-    rows = [_row(label, variant, "ours", file, results)]
+    stale = stale_reason(folder) if file.name == "results.json" else None
+    rows = [_row(label, variant, "ours", file, results, stale)]
     if file.name == "results.json" and (folder / BASELINE_FILE).is_file():
         base = _check_results(_read_json(folder / BASELINE_FILE), folder / BASELINE_FILE)
         rows.append(_row(f"mixture as estimate ({folder.name})", None, "baseline", folder / BASELINE_FILE, base))
@@ -92,12 +118,9 @@ def build_rows(paths) -> list[dict]:
             if v and v not in shown:
                 shown.add(v)
                 rows.append({"label": pub[v]["label"], "variant": v, "kind": "published", "path": None,
-                             "tracks": 50, "paper": pub[v]["SDR"], "sisec": {s: None for s in pub[v]["SDR"]}})
+                             "tracks": 50, "paper": pub[v]["SDR"], "sisec": {s: None for s in pub[v]["SDR"]},
+                             "stale": None})
     return rows
-
-
-def _cell(x) -> str:
-    return f"{x:.2f}" if isinstance(x, (int, float)) else "-"
 
 
 def format_markdown(rows: list[dict]) -> str:
@@ -113,11 +136,12 @@ def format_markdown(rows: list[dict]) -> str:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         for row in group:
             cells = [row["label"], str(row["tracks"] or "-")]
-            cells += [_cell(row["paper"].get(s, {}).get(k)) for s in sources for k in STATS]
-            cells += [_cell(row["sisec"].get(s)) for s in sources]
+            cells += [format_db(row["paper"].get(s, {}).get(k)) for s in sources for k in STATS]
+            cells += [format_db(row["sisec"].get(s)) for s in sources]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     note = ("SDR in dB, BSSEval v4, 1-s frames. med/MAD/mean/SD: the paper's aggregate (frames of all tracks "
             "pooled, NaN ignored); SiSEC: median over tracks of per-track medians. Published rows: 50 MUSDB18 "
             "test tracks.")
-    return "\n\n".join(parts) + "\n\n" + note
+    stale = [f"[stale] {row['path']}: {row['stale']}; evaluate again with --force" for row in rows if row["stale"]]
+    return "\n\n".join(parts + [note] + (["\n".join(stale)] if stale else []))

@@ -1,0 +1,44 @@
+"""What the benchmarks share: the peak memory, the JSON-or-text result, and the synthetic cache they stream from
+when no --cache is given."""
+
+import json
+import resource
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from data_pipeline import make_synthetic_dataset, prepare_cache
+from data_pipeline.workers import worker_pool
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def print_result(result: dict, as_json: bool, text: str) -> None:
+    """A bench's result: one JSON document on stdout with ``--json``, else the human-readable ``text``."""
+    print(json.dumps(result) if as_json else text)
+
+
+def _make_cache(folder: str, sample_rate: int, tracks: int, seconds: float) -> str:
+    """Runs in a worker process: ``tracks`` synthetic train tracks of ``seconds`` prepared at ``sample_rate``."""
+    root = make_synthetic_dataset(Path(folder) / "synth", tracks=tracks, test_tracks=0, seconds=seconds, seed=0)
+    prepare_cache(root, Path(folder) / "cache", sample_rate, wav=True)
+    return str(Path(folder) / "cache")
+
+
+@contextmanager
+def bench_cache(cache, sample_rate: int, tracks: int, seconds: float, quiet: bool = False):
+    """Yield ``cache`` if given, else a temporary synthetic cache (deleted afterwards) of ``tracks`` tracks of
+    ``seconds`` at ``sample_rate``, made in a worker process so that it does not count in our peak memory."""
+    if cache is not None:
+        yield cache
+        return
+    with tempfile.TemporaryDirectory(prefix="waveunet-bench-") as tmp:
+        if not quiet:
+            print(f"making a synthetic cache of {tracks} x {seconds:g} s at {sample_rate} Hz ...", file=sys.stderr)
+        with worker_pool(1) as pool:
+            made = pool.submit(_make_cache, tmp, sample_rate, tracks, seconds).result()
+        yield made
