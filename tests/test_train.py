@@ -1,8 +1,11 @@
-"""`waveunet train`: the protocol (stages, early stopping), the run dir, kill -9 and --resume, bad input."""
+"""`waveunet train` in real runs: what only a run shows (kill -9 and --resume, the lock held by a running trainer,
+checkpoint leftovers, a checkpoint that misses variables, best.keras's fingerprint, logs redirected to a file).
+The protocol itself is tested without TensorFlow in test_protocol.py."""
 
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from waveunet_tf.config import variant_config, variant_names
-from waveunet_tf.errors import UserError
-from waveunet_tf.quick import quick_config
-
 RATE = 8192
 TINY = ["--variant", "M4", "--set", f"sample_rate={RATE}", "--set", "num_layers=3", "--set", "num_initial_filters=4",
-        "--set", "requested_output=512", "--set", "batch_size=4", "--no-progress"]
+        "--set", "requested_output=512", "--set", "batch_size=4"]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +29,10 @@ def cache(tmp_path_factory):
     return str(root / "cache")
 
 
-def waveunet(*args, timeout=300):
+def waveunet(*args, timeout=300, stderr=subprocess.PIPE):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "waveunet_tf.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "waveunet_tf.cli", *map(str, args)], stdout=subprocess.PIPE,
+                          stderr=stderr, text=True, env=env, timeout=timeout)
 
 
 def history(run_dir):
@@ -45,98 +44,63 @@ def sets(**kw):
     return [x for k, v in kw.items() for x in ("--set", f"{k}={v}")]
 
 
-# --- the quick preset and config resolution (no TensorFlow) -----------------------------------------------
-@pytest.mark.parametrize("name", variant_names())
-def test_quick_preset_keeps_the_variants_kind_and_shrinks_the_rest(name):
-    full, quick = variant_config(name), quick_config(variant_config(name))
-    for key in ("context", "channels", "output_type", "output_activation", "upsampling", "sources", "filter_size",
-                "merge_filter_size"):
-        assert getattr(quick, key) == getattr(full, key), key
-    assert quick.num_layers < full.num_layers and quick.num_initial_filters < full.num_initial_filters
-    assert quick.input_length <= full.input_length / 4
-    assert quick.steps_per_epoch <= 200 and quick.patience <= 3 and 0 < quick.max_epochs <= 20
-    assert quick.batch_size <= full.batch_size
-
-
-def test_config_resolution_order_variant_quick_file_set(tmp_path):
-    from waveunet_tf.commands.train import resolve_config
-    f = tmp_path / "exp.json"
-    f.write_text(json.dumps({"variant": "M4", "num_initial_filters": 10}))
-    cfg = resolve_config(None, f, [], quick=True)
-    assert (cfg.name, cfg.num_layers, cfg.num_initial_filters) == ("M4", quick_config(variant_config("M4")).num_layers,
-                                                                   10)
-    cfg = resolve_config("M4", f, ["num_initial_filters=6", "batch_size=2"], quick=True, jit=True)
-    assert (cfg.num_initial_filters, cfg.batch_size, cfg.jit_compile) == (6, 2, True)
-    with pytest.raises(UserError, match="for variant M4, not M6"):
-        resolve_config("M6", f, [])
-    with pytest.raises(UserError, match="unknown config key 'nope'"):
-        resolve_config("M4", None, ["nope=1"])
-
-
-# --- bad input: one line, exit code 1 ----------------------------------------------------------------------
 def test_bad_input_gets_one_clear_line(cache, tmp_path, capsys):
     from waveunet_tf.cli import main
 
-    def fails(args, expected):
-        code = main(["train", *map(str, args)])
+    def fails(args, expected, code):
+        assert main(["train", *map(str, args)]) == code
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 1 and len(err) == 1 and err[0].startswith("waveunet train: error:"), err
+        assert len(err) == 1 and err[0].startswith("waveunet train: error:"), err
         assert expected in err[0], err[0]
 
     run = tmp_path / "run"
-    fails(["--variant", "M9", "--cache", cache, "--run-dir", run], "unknown variant 'M9'")
-    fails([*TINY, "--set", "nope=1", "--cache", cache, "--run-dir", run], "unknown config key 'nope'")
-    fails(["--variant", "M4", "--cache", cache, "--run-dir", run], f"--sample-rate {22050}")
+    fails(["--variant", "M9", "--cache", cache, "--run-dir", run], "unknown variant 'M9'", 2)
+    fails(["--variant", "M4", "--cache", cache, "--run-dir", run], f"--sample-rate {22050}", 1)
     fails([*TINY, "--set", "sources=bass,guitar", "--set", "output_type=direct", "--cache", cache, "--run-dir", run],
-          "guitar")
+          "guitar", 1)
     (tmp_path / "file").write_text("not a folder")
-    fails([*TINY, "--cache", cache, "--run-dir", tmp_path / "file" / "run"], "cannot write the run dir")
+    fails([*TINY, "--cache", cache, "--run-dir", tmp_path / "file" / "run"], "cannot write to the run dir", 1)
     run.mkdir()
     (run / "config.json").write_text("{}")
-    fails([*TINY, "--cache", cache, "--run-dir", run], "--resume")
+    fails([*TINY, "--cache", cache, "--run-dir", run], "--resume", 2)
     assert (run / "config.json").read_text() == "{}"  # nothing overwritten
 
 
-# --- the protocol --------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_stage_switch_doubles_the_batch_and_sets_the_fine_tuning_rate(cache, tmp_path):
-    # learning rate 0: the validation loss never improves after epoch 1, so patience 1 runs out at epoch 2
-    run = tmp_path / "run"
-    r = waveunet("train", *TINY, *sets(learning_rate=0, patience=1, fine_tune_patience=1, steps_per_epoch=2,
-                                       max_epochs=3),
-                 "--cache", cache, "--run-dir", run)
-    assert r.returncode == 0, r.stderr
-    rows = history(run)
-    stages = [int(row["stage"]) for row in rows]
-    assert stages[:3] == [1, 1, 2], stages
-    assert [float(row["batch_size"]) for row in rows[:3]] == [4, 4, 8]  # measured examples per step
-    assert [float(row["learning_rate"]) for row in rows[:3]] == [0, 0, 1e-5]
-    assert [int(row["improved"]) for row in rows[:2]] == [1, 0]
-    state = json.loads((run / "state.json").read_text())
-    assert state["finished"] and state["stage"] == 1 and state["stage_starts"] == [0, 2]
-    assert stages.count(1) == 2 and (state["wait"] == 1 or stages.count(2) == 3)  # patience or max_epochs ended it
-    assert float(rows[-1]["best_valid_loss"]) == pytest.approx(min(float(row["valid_loss"]) for row in rows))
-    assert "fine-tuning from the best weights (epoch 1): batch 8, learning rate 1e-05" in r.stderr
+def write_model_only_checkpoint(run_dir):
+    """Replace the checkpoint state.json names by one of the model without its optimizer."""
+    import tensorflow as tf
+
+    from waveunet_tf.builder import build_model
+    from waveunet_tf.config import WaveUNetConfig
+    state = json.loads((run_dir / "state.json").read_text())
+    prefix = run_dir / "checkpoints" / state["checkpoint"]
+    for f in prefix.parent.glob(prefix.name + ".*"):
+        f.unlink()
+    tf.train.Checkpoint(model=build_model(WaveUNetConfig.from_json(run_dir / "config.json"))).write(str(prefix))
 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_finishes_the_same_epochs_as_an_uninterrupted_run(cache, tmp_path):
-    protocol = [*TINY, *sets(steps_per_epoch=5, max_epochs=1, patience=50, fine_tune_patience=50), "--cache", cache]
+    protocol = [*TINY, "--no-progress", *sets(steps_per_epoch=5, max_epochs=1, patience=50, fine_tune_patience=50),
+                "--cache", cache]
 
     whole = tmp_path / "whole"
     r = waveunet("train", *protocol, "--run-dir", whole)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == str(whole)
+    assert "fine-tuning stage ended: max_epochs 1 reached" in r.stderr.strip().splitlines()[-1]
     expected = [(row["epoch"], row["stage"]) for row in history(whole)]
     assert expected == [("1", "1"), ("2", "2")]
-    # the run dir holds everything the protocol promises
+    # the run dir holds everything the protocol promises; best.keras is the model state.json's fingerprint names
     config = json.loads((whole / "config.json").read_text())
     assert config["package_versions"]["tensorflow"] == "2.16.2" and config["num_layers"] == 3
     assert (whole / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert list((whole / "logs").glob("events.out.tfevents.*"))
+    from waveunet_tf.fingerprint import model_fingerprint
     from waveunet_tf.model_io import load_model
-    model, cfg = load_model(whole)
-    assert cfg.num_layers == 3 and model.count_params() > 0
+    model, cfg = load_model(whole / "best.keras")
+    assert cfg.num_layers == 3
+    assert model_fingerprint(model, cfg) == json.loads((whole / "state.json").read_text())["best_fingerprint"]
 
     # the same run, killed with SIGKILL as soon as its first epoch is saved, then resumed
     killed = tmp_path / "killed"
@@ -148,10 +112,22 @@ def test_kill_9_then_resume_finishes_the_same_epochs_as_an_uninterrupted_run(cac
         if state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 1:
             break
         time.sleep(0.05)
+    # meanwhile a second trainer on the same run dir is refused (issue 12 #14)
+    second = waveunet("train", *protocol, "--run-dir", killed, "--resume")
+    running = p.poll() is None
     p.send_signal(signal.SIGKILL)
     p.wait()
+    assert running and second.returncode == 1, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"waveunet train: error: run dir {killed} is in use by another process (pid {p.pid}); wait for it to "
+        "finish or stop it first"]
     at_kill = json.loads(state_file.read_text())["epoch"]
     assert at_kill == 1
+    # what a kill during a checkpoint write leaves behind (issue 12 #1): never fatal
+    (killed / "checkpoints" / "best-00002_temp").mkdir()
+    (killed / "checkpoints" / "best-00002_temp" / "part-00000-of-00001.index").write_bytes(b"")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(killed, damaged)
 
     r = waveunet("train", *protocol, "--run-dir", killed, "--resume")
     assert r.returncode == 0, r.stderr
@@ -165,3 +141,25 @@ def test_kill_9_then_resume_finishes_the_same_epochs_as_an_uninterrupted_run(cac
 
     r = waveunet("train", *protocol, "--run-dir", killed, "--resume")  # a finished run stays finished
     assert r.returncode == 0 and "already finished" in r.stderr and len(history(killed)) == 2
+
+    # a checkpoint that misses variables fails --resume with one line naming one (issue 13)
+    write_model_only_checkpoint(damaged)
+    r = waveunet("train", *protocol, "--run-dir", damaged, "--resume")
+    last = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(last) == 1, r.stderr
+    assert "does not match the model and optimizer" in last[0] and "missing from it, e.g. adam/" in last[0], last
+
+
+@pytest.mark.slow
+def test_a_redirected_log_gets_a_few_lines_per_epoch(cache, tmp_path):
+    # issue 12 #8: with stderr in a file, no progress-bar redraws: a 100-step epoch writes well under 4 kB
+    run, log = tmp_path / "run", tmp_path / "log"
+    with open(log, "w") as err:
+        r = waveunet("train", *TINY, *sets(steps_per_epoch=100), "--max-steps", 100, "--cache", cache,
+                     "--run-dir", run, stderr=err)
+    text = log.read_text()
+    assert r.returncode == 0, text
+    assert "\r" not in text and len(text.encode()) < 4096, text
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["epoch 1 (stage 1)"] * 3  # steps 25, 50, 75 of 100
+    assert any(line.startswith("epoch 1 (stage 1): train loss") for line in lines) and len(lines) <= 8, lines

@@ -1,8 +1,8 @@
 """Choosing a ``tf.distribute`` strategy: one device, every local device (``mirrored``), or several machines
 (``multiworker``, configured by ``TF_CONFIG`` as TensorFlow documents it).
 
-The training loop (:mod:`waveunet_tf.training`) is the same for all three: the config's ``batch_size`` is the
-global batch, each replica gets ``batch_size / num_replicas`` of it, and only the chief writes files.
+The training loop is the same for all three: the config's ``batch_size`` is the global batch, each replica gets
+``batch_size / num_replicas`` of it, and only the chief writes files.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UsageError, UserError, first_line
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -46,21 +46,21 @@ def read_tf_config(environ=None) -> dict:
     try:
         tf_config = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise UserError(f"TF_CONFIG is not valid JSON ({e}); expected e.g. {example}") from None
+        raise UserError(f"TF_CONFIG is not valid JSON ({e}); expected e.g. {example}") from e
     cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
     task = tf_config.get("task") if isinstance(tf_config, dict) else None
     if not isinstance(cluster, dict) or not cluster.get("worker") and not cluster.get("chief"):
         raise UserError(f"TF_CONFIG needs a \"cluster\" with a \"worker\" list of host:port; expected e.g. {example}")
     if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int):
         raise UserError(f"TF_CONFIG needs a \"task\" naming one of its cluster's jobs ({', '.join(cluster)}) and "
-                        f"an integer index, not {task!r}")
+                         f"an integer index, not {task!r}")
     if not 0 <= task["index"] < len(cluster[task["type"]]):
         raise UserError(f"TF_CONFIG task index {task['index']} is out of range: job {task['type']!r} has "
-                        f"{len(cluster[task['type']])} task(s)")
+                         f"{len(cluster[task['type']])} task(s)")
     unknown = sorted(set(cluster) - {"chief", "worker"})
     if unknown:
         raise UserError(f"TF_CONFIG cluster job {unknown[0]!r} is not supported by --strategy multiworker: "
-                        "use \"chief\" and \"worker\" only (parameter servers are a different strategy)")
+                         "use \"chief\" and \"worker\" only (parameter servers are a different strategy)")
     return tf_config
 
 
@@ -71,6 +71,13 @@ def cluster_of(tf_config: dict) -> Cluster:
     index = task["index"] + (chiefs if task["type"] == "worker" else 0)
     return Cluster(num_workers=chiefs + len(cluster.get("worker", [])), worker_index=index,
                    is_chief=index == 0)
+
+
+def cluster_for(name: str) -> Cluster:
+    """This process's place for strategy ``name``, known before TensorFlow starts (from ``TF_CONFIG``)."""
+    if name not in STRATEGIES:
+        raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    return cluster_of(read_tf_config()) if name == "multiworker" else Cluster()
 
 
 def worker_seed(base_seed: int, input_pipeline_id: int) -> int:
@@ -84,20 +91,19 @@ def local_devices(tf) -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
-def make_strategy(name: str):
+def make_strategy(name: str, log=None):
     """``(tf.distribute.Strategy, Cluster)`` for ``name`` in :data:`STRATEGIES`.
 
     ``multiworker`` reads ``TF_CONFIG``, turns on peer-failure detection (heartbeats and a collective timeout),
-    and blocks until every worker has joined.
+    and blocks until every worker has joined. ``log(line)`` gets notes about settings that could not be applied.
     """
     import tensorflow as tf
-    if name not in STRATEGIES:
-        raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    one_op_at_a_time_on_cpu(tf)
+    cluster = cluster_for(name)
+    one_op_at_a_time_on_cpu(tf, log or (lambda line: None))
     if name == "default":
-        return tf.distribute.get_strategy(), Cluster()
+        return tf.distribute.get_strategy(), cluster
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=local_devices(tf)), Cluster()
+        return tf.distribute.MirroredStrategy(devices=local_devices(tf)), cluster
 
     tf_config = read_tf_config()
     _configure_failure_detection(tf, tf_config)
@@ -105,21 +111,22 @@ def make_strategy(name: str):
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except (tf.errors.OpError, RuntimeError) as e:
-        raise UserError(f"could not join the cluster of TF_CONFIG: {_first_line(e)}") from None
-    return strategy, cluster_of(tf_config)
+        raise UserError(f"could not join the cluster of TF_CONFIG: {first_line(e)}") from e
+    return strategy, cluster
 
 
-def one_op_at_a_time_on_cpu(tf) -> None:
+def one_op_at_a_time_on_cpu(tf, log) -> None:
     """Without a GPU, run one op at a time (each op still uses every core): measured on full-size M4 on 2 cores,
     the step is as fast (8.1 s) and the peak memory 0.5 GB lower (3.7 GB), because independent branches of the
-    backward pass no longer hold their large activations at the same time. Must run before TensorFlow starts;
-    later calls (TensorFlow already running in this process) leave the setting alone."""
-    if tf.config.list_physical_devices("GPU"):
+    backward pass no longer hold their large activations at the same time. TensorFlow accepts the setting only
+    before it starts; if it already runs in this process (a second run in one Python session), ``log`` says so."""
+    if tf.config.list_physical_devices("GPU") or tf.config.threading.get_inter_op_parallelism_threads() == 1:
         return
     try:
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass
+    except RuntimeError as e:
+        log(f"note: ops keep running in parallel (more memory on a CPU): TensorFlow already runs in this process "
+            f"({first_line(e)})")
 
 
 def _configure_failure_detection(tf, tf_config: dict) -> None:
@@ -142,12 +149,8 @@ def _configure_failure_detection(tf, tf_config: dict) -> None:
         coordinated_jobs=jobs)
 
 
-def is_peer_failure(tf, error: BaseException) -> bool:
+def is_peer_failure(error: BaseException) -> bool:
     """Whether ``error`` is how TensorFlow reports a worker that died or stopped answering."""
+    import tensorflow as tf
     return isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                               tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError))
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,85 @@
+"""The run dir without TensorFlow: --resume of a missing folder, the lock against a second trainer, --force,
+and the leftovers of interrupted writes (issue 12, defects 1, 6 and 14)."""
+
+import os
+
+import pytest
+
+from waveunet_tf.errors import UsageError, UserError
+from waveunet_tf.files import process_lock
+from waveunet_tf.training.checkpoints import Checkpoints
+from waveunet_tf.training.run_dir import LOCK, RunDir, WorkerRunDir, open_run_dir
+from waveunet_tf.training.protocol import RunState
+
+
+def test_resume_of_a_run_dir_that_does_not_exist_is_refused_naming_it(tmp_path, capsys):
+    from waveunet_tf.cli import main
+    typo = tmp_path / "runs" / "m4-typo"
+    for argv in (["--variant", "M4"], []):  # with the variant, and taking the config from the run dir
+        code = main(["train", *argv, "--cache", str(tmp_path), "--run-dir", str(typo), "--resume"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"run dir {typo} does not exist" in err[0], err
+    assert not typo.exists()
+    with pytest.raises(UsageError, match="does not exist"):
+        with open_run_dir(typo, chief=True, resume=True, force=False):
+            pass
+
+
+def test_a_second_trainer_on_the_same_run_dir_is_refused(tmp_path):
+    run = tmp_path / "run"
+    with open_run_dir(run, chief=True, resume=False, force=False):
+        with pytest.raises(UserError) as e:
+            with open_run_dir(run, chief=True, resume=True, force=False):
+                pass
+        assert str(e.value).startswith(f"run dir {run} is in use by another process (pid {os.getpid()})")
+        assert "\n" not in str(e.value)
+    with open_run_dir(run, chief=True, resume=True, force=False):  # released at the end of the first
+        pass
+
+
+def test_only_the_chief_locks_and_writes(tmp_path):
+    run = tmp_path / "run"
+    with process_lock(run / LOCK, "someone"):
+        with open_run_dir(run, chief=False, resume=False, force=False) as files:
+            assert isinstance(files, WorkerRunDir)
+            files.write_state(RunState(epoch=1))
+            files.plot(RunState(history=({"epoch": 1, "train_loss": 1.0, "valid_loss": 1.0},)))
+    assert sorted(p.name for p in run.iterdir()) == [LOCK]
+
+
+def test_an_existing_run_is_kept_without_resume_and_force_removes_only_its_files(tmp_path):
+    run = tmp_path / "run"
+    with open_run_dir(run, chief=True, resume=False, force=False) as files:
+        files.write_state(RunState(epoch=2))
+    (run / "notes.txt").write_text("mine")
+    (run / ".best.keras.0a1b2c3d.partial.keras").write_bytes(b"half a model")  # an interrupted atomic write
+    with pytest.raises(UsageError, match="already holds a run \\(state.json, history.csv\\); continue it with"):
+        with open_run_dir(run, chief=True, resume=False, force=False):
+            pass
+    with open_run_dir(run, chief=True, resume=True, force=False) as files:
+        assert files.read_state().epoch == 2
+    with open_run_dir(run, chief=True, resume=False, force=True) as files:
+        assert not files.has_state()
+    assert sorted(p.name for p in run.iterdir()) == sorted([LOCK, "notes.txt"])
+
+
+def test_a_damaged_state_is_one_line(tmp_path):
+    (tmp_path / "state.json").write_text('{"epoch": 1, ')
+    with pytest.raises(UserError, match="state.json is damaged .*; start over with --force"):
+        RunDir(tmp_path).read_state()
+
+
+def test_pruning_survives_the_leftovers_of_an_interrupted_checkpoint_write(tmp_path):
+    folder = tmp_path / "checkpoints"
+    for name in ("ckpt-000000200-00002-0", "ckpt-000000100-00001-0", "best-00002"):
+        for ext in ("index", "data-00000-of-00001"):
+            (folder / f"{name}.{ext}").parent.mkdir(exist_ok=True)
+            (folder / f"{name}.{ext}").write_bytes(b"x")
+    # what TensorFlow leaves when killed (or out of disk) while writing a checkpoint
+    (folder / "best-00003_temp").mkdir()
+    (folder / "best-00003_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+    (folder / "ckpt-000000300-00003-0.index").write_bytes(b"")
+    Checkpoints(None, folder).prune({"ckpt-000000200-00002-0", "best-00002"})
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "best-00002.data-00000-of-00001", "best-00002.index",
+        "ckpt-000000200-00002-0.data-00000-of-00001", "ckpt-000000200-00002-0.index"]

@@ -1,0 +1,111 @@
+"""Running a training: open the run dir, make the strategy, restore, run the loop (imports TensorFlow)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import data_pipeline
+from waveunet_tf.errors import UserError
+from waveunet_tf.training import distribute
+from waveunet_tf.training.checkpoints import Checkpoints, PrivateCheckpoints
+from waveunet_tf.training.loop import Data, Loop, Trainer
+from waveunet_tf.training.protocol import RunState, resumed, segment_seed
+from waveunet_tf.training.run_dir import open_run_dir
+
+
+def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume: bool = False, force: bool = False,
+                   max_steps: int | None = None, mixed_precision: bool = False, progress: bool = True,
+                   log=None) -> RunState:
+    """Train ``config`` on a cache made by ``waveunet prepare`` into ``run_dir`` with the paper's protocol.
+
+    The cache is opened and checked against the config first (one clear line before TensorFlow starts).
+    ``strategy``: one of :data:`~waveunet_tf.training.distribute.STRATEGIES`. Other arguments: see :func:`train`.
+    """
+    opened = data_pipeline.open_cache(cache)
+    opened.check(config)
+    windows = len(data_pipeline.evaluation_windows(opened, config, split="valid"))
+    if windows == 0:
+        raise UserError(f"the cache {cache} has no validation tracks (split 'valid'); prepare it with some")
+
+    def train_data(batch_size, seed):
+        return data_pipeline.training_dataset(opened, config, batch_size, seed=seed)
+
+    def valid_data(batch_size):
+        return data_pipeline.evaluation_dataset(opened, config, split="valid", batch_size=batch_size)
+
+    return train(config, run_dir, data=Data(train_data, valid_data, windows), strategy=strategy, resume=resume,
+                 force=force, max_steps=max_steps, mixed_precision=mixed_precision, progress=progress, log=log)
+
+
+def train(config, run_dir, *, data: Data, strategy: str = "default", resume: bool = False, force: bool = False,
+          max_steps: int | None = None, mixed_precision: bool = False, checkpoint_steps: int = 100,
+          progress: bool = True, log=None) -> RunState:
+    """Train ``config`` on ``data`` into ``run_dir``; returns the final :class:`RunState`.
+
+    ``resume`` continues the run in ``run_dir`` (which must exist), ``force`` starts it over; without either an
+    existing run is refused. ``max_steps`` caps the total number of optimizer steps (the epoch it falls in is cut
+    short and validated). A checkpoint is written after every epoch and every ``checkpoint_steps`` steps.
+    ``progress``: a bar in a terminal, a few lines per epoch elsewhere. ``log(line)``: the chief's messages
+    (default: stderr); other workers say nothing.
+    """
+    run_dir = Path(run_dir)
+    cluster = distribute.cluster_for(strategy)
+    log = (log or _stderr) if cluster.is_chief else _quiet
+    with open_run_dir(run_dir, chief=cluster.is_chief, resume=resume, force=force) as files:
+        resuming = resume and files.has_state()
+        if resuming:
+            config = files.resume_config(config)
+            state = resumed(files.read_state(), config)
+        else:
+            state = RunState(data_seed=segment_seed(config, 0))
+        tf_strategy, cluster = distribute.make_strategy(strategy, log)
+        if mixed_precision:
+            _check_gpu()
+        files.write_config(config, strategy=tf_strategy.__class__.__name__,
+                           replicas=tf_strategy.num_replicas_in_sync)
+        try:
+            return _run(config, tf_strategy, cluster, files, state, data, mixed_precision=mixed_precision,
+                        max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
+        except Exception as e:
+            if cluster.num_workers > 1 and distribute.is_peer_failure(e):
+                raise UserError(f"lost contact with another worker ({type(e).__name__}: it stopped or is "
+                                "unreachable); restart every worker with --resume") from e
+            raise
+
+
+def _run(config, strategy, cluster, files, state, data, *, mixed_precision, log, **loop_options) -> RunState:
+    trainer = Trainer(config, strategy, mixed_precision=mixed_precision)
+    ckpts = Checkpoints(trainer.checkpoint, files.checkpoints) if cluster.is_chief else \
+        PrivateCheckpoints(trainer.checkpoint)
+    try:
+        loop = Loop(trainer, files, ckpts, data, log=log, **loop_options)
+        if cluster.num_workers > 1 and not trainer.agree([state.step, state.epoch, state.stage]):
+            raise UserError("the workers resumed from different states: the run dir must be on a filesystem "
+                            "every worker sees (or start over with --force)")
+        if state.finished:
+            log(f"{files.path} has already finished ({state.stop_reason}); best validation loss "
+                f"{state.best_loss:.6f}")
+            return state
+        if state.checkpoint:
+            ckpts.prune({state.checkpoint, state.best_checkpoint})  # leftovers of an interrupted write
+            state = loop.restore(state, files.checkpoints)
+            log(f"resuming {files.path} at epoch {state.epoch + 1} (stage {state.stage + 1}), step {state.step}")
+        return loop.run(state)
+    finally:
+        ckpts.close()
+
+
+def _check_gpu() -> None:
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        raise UserError("--mixed-precision needs a GPU: on a CPU mixed_float16 is slower than float32 "
+                        "(no GPU found); leave it out")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet(line: str) -> None:
+    """Non-chief workers: the chief reports."""
