@@ -41,8 +41,8 @@ def write_official_checkpoint(weights, prefix, global_step=1234):
             variables.append(tf.compat.v1.Variable(np.zeros_like(v), name=f"separator_solver/{n}/Adam"))
             variables.append(tf.compat.v1.Variable(np.ones_like(v), name=f"separator_solver/{n}/Adam_1"))
         variables.append(tf.compat.v1.Variable(global_step, name="global_step", dtype=tf.int64))
-        variables.append(tf.compat.v1.Variable(0.9, name="beta1_power"))
-        variables.append(tf.compat.v1.Variable(0.999, name="beta2_power"))
+        variables.append(tf.compat.v1.Variable(0.9, name="separator_solver/beta1_power"))
+        variables.append(tf.compat.v1.Variable(0.999, name="separator_solver/beta2_power"))
         saver = tf.compat.v1.train.Saver(variables)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())

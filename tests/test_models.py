@@ -1,0 +1,311 @@
+"""The official models by name (issue 11): served from 127.0.0.1 as an archive in the official layout with
+full-size checkpoints, downloaded, imported exactly, cached; every failure one line with nothing half-written.
+No test here touches the real network: every test points WAVEUNET_OFFICIAL_URL at a local server or a closed
+port, and WAVEUNET_CACHE at its own folder."""
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from official_archive import LAYOUT, ArchiveServer, write_checkpoints, zip_folder
+
+from waveunet_tf import pretrained
+from waveunet_tf.cli import main
+
+FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "official_tf1"
+
+
+@pytest.fixture(scope="session")
+def official(tmp_path_factory):
+    """models.zip as the official README describes it (one folder per model at the top) and the same
+    checkpoints unzipped, nested two folders deep as a hand download might be -> dict."""
+    root = tmp_path_factory.mktemp("official")
+    folder = root / "downloads" / "checkpoints"
+    prefixes = write_checkpoints(folder)
+    for meta in folder.rglob("*.meta"):  # graph files hold our random initial values; no importer reads them
+        meta.unlink()
+    archive = zip_folder(folder, root / "models.zip")
+    return {"zip": archive, "folder": folder, "prefixes": prefixes,
+            "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh cache, and a URL nothing listens on unless a test serves one."""
+    monkeypatch.setenv("WAVEUNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", closed_port_url())
+    return tmp_path / "cache" / "official"
+
+
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/models.zip"
+
+
+def cache_files(official_dir: Path) -> list[str]:
+    """Everything in the cache but the lock file (which stays by design)."""
+    return sorted(p.name for p in official_dir.glob("*") if p.name != ".lock") if official_dir.exists() else []
+
+
+def one_line_error(capsys, argv, code=1) -> str:
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# ---- the archive layout and the checkpoint writer, against outside facts -------------------------------------
+
+def test_checkpoint_writer_writes_the_official_variable_names(tmp_path):
+    """The checkpoints in the test archive carry exactly the variables (names, shapes) the official trainer
+    writes: compared with a checkpoint the official code wrote (fixture tiny_M4)."""
+    import tensorflow as tf
+    from official_checkpoint import official_variables, write_official_checkpoint
+
+    from waveunet_tf.official_import import load_official_config
+    case = FIXTURES / "tiny_M4"
+    ours = write_official_checkpoint(official_variables(load_official_config(case / "config.json")), tmp_path / "m")
+    want = tf.train.load_checkpoint(str(case / "model-123")).get_variable_to_shape_map()
+    assert tf.train.load_checkpoint(ours).get_variable_to_shape_map() == want
+
+
+def test_find_checkpoint_by_folder_wherever_it_sits():
+    names = ["a/b/baseline_stereo/812340-2000.index", "a/b/baseline_stereo/812340-90000.index",
+             "a/b/baseline_stereo/812340-90000.data-00000-of-00001", "__MACOSX/full_44KHz/._full_44KHz-9.index",
+             "full_44KHz/full_44KHz-236118.index", "full_multi_instrument/checkpoint"]
+    assert pretrained.find_checkpoint(names, "baseline_stereo") == "a/b/baseline_stereo/812340-90000"
+    assert pretrained.find_checkpoint(names, "full_44KHz") == "full_44KHz/full_44KHz-236118"
+    assert pretrained.find_checkpoint(names, "full_multi_instrument") is None
+
+
+def test_the_three_models_are_the_official_named_configs():
+    """Folder -> variant, checked against the official Config.py's named configs as recorded in the reference
+    facts: baseline_stereo is M4 (linear upsampling, 22050 Hz), full_multi_instrument M6 (4 sources),
+    full_44KHz M5-HighSR (learned upsampling, 44100 Hz)."""
+    from waveunet_tf.config import reference_facts
+    facts = reference_facts()
+    assert {m.folder: m.variant for m in pretrained.MODELS.values()} == {
+        "baseline_stereo": "M4", "full_multi_instrument": "M6", "full_44KHz": "M5-HighSR"}
+    assert (facts["M4"]["upsampling"], facts["M4"]["sample_rate"]) == ("linear", 22050)
+    assert facts["M6"]["sources"] == ["bass", "drums", "other", "vocals"]
+    assert (facts["M5-HighSR"]["upsampling"], facts["M5-HighSR"]["sample_rate"]) == ("learned", 44100)
+
+
+# ---- first use: download, import, cache; later uses without the network ----------------------------------------
+
+def write_song(path: Path, seconds=2.0, rate=22050):
+    import soundfile as sf
+    rng = np.random.default_rng(1)
+    sf.write(path, (0.1 * rng.standard_normal((int(seconds * rate), 2))).astype(np.float32), rate)
+    return path
+
+
+def stems(folder: Path) -> dict:
+    import soundfile as sf
+    return {p.stem: sf.read(p, dtype="float32")[0] for p in sorted(folder.glob("*.wav"))}
+
+
+@pytest.mark.slow
+def test_first_use_downloads_imports_caches_then_works_offline(official, cache, tmp_path, monkeypatch, capsys):
+    song = write_song(tmp_path / "song.wav")
+    with ArchiveServer(official["zip"]) as server:
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        path = pretrained.ensure_model("M4", progress=False)
+    assert server.requests == [(None, 200)]  # one download
+    assert path == cache / "M4.keras" and cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
+    meta = json.loads((cache / "M4.json").read_text())
+    assert meta["source"] == server.url and meta["checkpoint"] == "baseline_stereo/812340-90000"
+    assert (meta["archive_bytes"], meta["archive_sha256"]) == (official["zip"].stat().st_size, official["sha256"])
+    assert (meta["official_folder"], meta["variant"]) == ("baseline_stereo", "M4")
+
+    # the server is gone: the cache answers
+    assert pretrained.ensure_model("M4", progress=False) == path
+    assert main(["separate", str(song), "--model", str(path), "-o", str(tmp_path / "cached")]) == 0
+    ref = tmp_path / "m4.keras"
+    assert main(["import-official", str(official["prefixes"]["M4"]), "--variant", "M4", "--out", str(ref)]) == 0
+    assert main(["separate", str(song), "--model", str(ref), "-o", str(tmp_path / "imported")]) == 0
+    capsys.readouterr()
+    got, want = stems(tmp_path / "cached" / "song"), stems(tmp_path / "imported" / "song")
+    assert sorted(got) == ["accompaniment", "vocals"] and got["vocals"].shape == (2 * 22050, 2)
+    for source in want:
+        np.testing.assert_array_equal(got[source], want[source])
+    assert np.abs(got["vocals"]).max() > 0
+
+
+@pytest.mark.slow
+def test_fetch_from_zip_and_folder_equal_import_official_and_listed(official, cache, tmp_path, capsys):
+    """`models fetch --from` on the zip and on an unzipped folder (the model folders two levels down); each
+    cached model computes what `import-official` of the same checkpoint computes; `models --json` lists them."""
+    import keras
+
+    assert main(["models", "fetch", "M6", "--from", str(official["folder"].parent), "--quiet"]) == 0
+    assert main(["models", "fetch", "official:M5-HighSR", "M4", "--from", str(official["zip"]), "--quiet"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(cache / f"{n}.keras") for n in ("M6", "M5-HighSR", "M4")]
+    assert cache_files(cache) == sorted(f"{n}.{e}" for n in LAYOUT for e in ("json", "keras"))  # no zip copied
+    assert json.loads((cache / "M6.json").read_text())["archive_sha256"] is None
+    assert json.loads((cache / "M4.json").read_text())["archive_sha256"] == official["sha256"]
+
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["official_folder"], r["cached"], r["path"]) for r in rows] == [
+        (n, LAYOUT[n][0], True, str(cache / f"{n}.keras")) for n in ("M4", "M6", "M5-HighSR")]
+    assert rows[2]["sample_rate"] == 44100 and rows[1]["sources"] == ["bass", "drums", "other", "vocals"]
+
+    for name in ("M6", "M5-HighSR"):
+        ref = tmp_path / f"{name}.keras"
+        assert main(["import-official", str(official["prefixes"][name]), "--variant", name, "--out", str(ref)]) == 0
+        cached, imported = (keras.models.load_model(p, compile=False) for p in (cache / f"{name}.keras", ref))
+        x = np.random.default_rng(2).uniform(-1, 1, (1, 147443, 2)).astype(np.float32)
+        got, want = cached.predict(x, verbose=0), imported.predict(x, verbose=0)
+        assert sorted(got) == sorted(rows[1 if name == "M6" else 2]["sources"])
+        for source in want:
+            np.testing.assert_array_equal(got[source], want[source])
+
+
+# ---- interrupted downloads ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_interrupted_download_resumes_with_range(official, cache, monkeypatch, capsys):
+    cut = official["zip"].stat().st_size // 3
+    with ArchiveServer(official["zip"], ranges=True, cut_after=cut) as server:
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        assert main(["models", "fetch", "M4", "--quiet"]) == 0
+    assert server.requests == [(None, 200), (f"bytes={cut}-", 206)]
+    assert hashlib.sha256((cache / "models.zip").read_bytes()).hexdigest() == official["sha256"]
+    assert capsys.readouterr().out.split() == [str(cache / "M4.keras")]
+    assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
+
+
+def test_download_without_range_support_restarts_from_zero(official, tmp_path):
+    """A server that ignores Range sends the whole file again: the partial file restarts, it is not appended to.
+    Also the leftover of a killed process (bytes already in the partial file) is resumed or restarted alike."""
+    partial = tmp_path / ".models.zip.partial"
+    cut = official["zip"].stat().st_size // 2
+    with ArchiveServer(official["zip"], ranges=False, cut_after=cut) as server:
+        pretrained.download(server.url, partial, progress=False)
+    assert server.requests == [(None, 200), (f"bytes={cut}-", 200)]
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+
+    partial.write_bytes(official["zip"].read_bytes()[:1000])  # a killed download's leftover
+    with ArchiveServer(official["zip"], ranges=True) as server:
+        pretrained.download(server.url, partial, progress=False)
+    assert server.requests == [("bytes=1000-", 206)]
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+
+
+# ---- failures: one line each, nothing half-written in the cache -------------------------------------------------
+
+def small_zip(tmp_path, folder_of_case: dict) -> Path:
+    """A zip with the tiny official fixtures' checkpoints under the given official folders."""
+    import shutil
+    root = tmp_path / "small"
+    for folder, case in folder_of_case.items():
+        (root / folder).mkdir(parents=True)
+        for f in (FIXTURES / case).glob("model-123*"):
+            shutil.copy(f, root / folder / f.name)
+    return zip_folder(root, tmp_path / "small.zip")
+
+
+def test_no_network_names_the_url_the_mirror_variable_and_fetch_from(cache, capsys):
+    url = os.environ["WAVEUNET_OFFICIAL_URL"]
+    err = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
+    assert url in err and "Connection refused" in err
+    assert "WAVEUNET_OFFICIAL_URL" in err and "models fetch NAME --from" in err
+    assert cache_files(cache) == []
+
+
+def test_dead_link(tmp_path, cache, monkeypatch, capsys):
+    with ArchiveServer(tmp_path, status=404) as server:
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        err = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
+    assert server.url in err and "HTTP 404" in err and "WAVEUNET_OFFICIAL_URL" in err
+    assert cache_files(cache) == []
+
+
+@pytest.mark.parametrize("case", ["not a zip", "truncated", "missing folder", "does not fit"])
+def test_bad_archives(case, tmp_path, cache, monkeypatch, capsys):
+    if case == "not a zip":
+        served = tmp_path / "page.html"
+        served.write_text("<html>Dropbox: this link is no longer available</html>")
+        expect = "is not a complete zip archive"
+    elif case == "truncated":
+        whole = small_zip(tmp_path, {"baseline_stereo": "tiny_M4"}).read_bytes()
+        served = tmp_path / "cut.zip"
+        served.write_bytes(whole[:len(whole) // 2])
+        expect = "is not a complete zip archive"
+    elif case == "missing folder":
+        served = small_zip(tmp_path, {"full_44KHz": "tiny_M5"})
+        expect = "has no checkpoint of M4: no folder baseline_stereo/"
+    else:
+        served = small_zip(tmp_path, {"baseline_stereo": "tiny_M4"})
+        expect = "does not fit M4"
+    with ArchiveServer(served) as server:
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        err = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
+    assert expect in err and "Traceback" not in err
+    assert cache_files(cache) == []  # neither the archive nor a partial model stays
+
+
+def test_bad_archive_given_with_from_is_left_alone(tmp_path, cache, capsys):
+    """A hand-downloaded archive that lacks the model is the user's file: reported, not deleted."""
+    served = small_zip(tmp_path, {"full_44KHz": "tiny_M5"})
+    err = one_line_error(capsys, ["models", "fetch", "M6", "--from", str(served), "--quiet"])
+    assert f"{served} has no checkpoint of M6" in err and served.exists() and cache_files(cache) == []
+
+
+def test_unknown_name_lists_the_known_ones(cache, capsys):
+    err = one_line_error(capsys, ["models", "fetch", "M7"], code=2)
+    assert err.endswith("unknown official model 'M7'; the official models are official:M4, official:M6, "
+                        "official:M5-HighSR")
+    with pytest.raises(Exception, match="official:M5-HighSR"):
+        pretrained.ensure_model("M5")
+    assert cache_files(cache) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (mounting needs root and the permission to mount)."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill the disk: {done.stderr.decode().strip() or done.returncode}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_during_download(official, small_disk, monkeypatch, capsys):
+    monkeypatch.setenv("WAVEUNET_CACHE", str(small_disk))
+    with ArchiveServer(official["zip"]) as server:
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        err = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
+    assert f"the disk holding {small_disk / 'official'} is full" in err and "WAVEUNET_CACHE" in err
+    assert cache_files(small_disk / "official") == []
+
+
+# ---- two processes at once ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_processes_fetching_at_once_leave_a_correct_cache(official, cache, monkeypatch):
+    import keras
+    with ArchiveServer(official["zip"]) as server:
+        env = {**os.environ, "WAVEUNET_OFFICIAL_URL": server.url}
+        cmd = [sys.executable, "-m", "waveunet_tf.cli", "models", "fetch", "M4"]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    assert [o[0].split() for o in outs] == [[str(cache / "M4.keras")]] * 2
+    assert server.requests == [(None, 200)]  # one download: the second process waited and found the cache
+    assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
+    assert json.loads((cache / "M4.json").read_text())["archive_sha256"] == official["sha256"]
+    assert keras.models.load_model(cache / "M4.keras", compile=False).count_params() == 10263390
