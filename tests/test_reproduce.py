@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from waveunet_tf import cli, reproduce
+from waveunet_tf import cli
+from waveunet_tf import reproduction as reproduce
 
 TINY_SYNTH = {"tracks": 4, "test_tracks": 1, "seconds": 3, "seed": 0}
 # a tiny quick model: a few steps per epoch, one epoch per stage
@@ -73,10 +74,25 @@ def test_reproduce_tiny_end_to_end_then_resume(tmp_path, tiny_synth, capsys):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((run / "results.json").read_text()) == results
 
+    # the results name the weights they scored: those training recorded for best.keras
+    scored = json.loads((run / "evaluation.json").read_text())["model_fingerprint"]
+    assert scored == json.loads((run / "state.json").read_text())["best_fingerprint"] != ""
+    assert cli.main(["table", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["stale"] is None
+    # train --force starts the run over: the old results are no longer presented as the run's
+    assert cli.main(["train", "--variant", "M4", "--quick", "--cache", str(run / "cache"), "--run-dir", str(run),
+                     "--force", "--max-steps", "1"] + [x for s in TINY_SETS for x in ("--set", s)]) == 0
+    assert json.loads((run / "state.json").read_text())["best_fingerprint"] not in ("", scored)
+    capsys.readouterr()
+    assert cli.main(["table", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "| M4 (run) [stale] | 2 |" in captured.out and "trained again" in captured.err
+
 
 @pytest.mark.parametrize("extra, message, code", [
-    (["--variant", "M9"], "unknown variant 'M9'", 1),
-    (["--variant", "M4", "--set", "num_layerz=3"], "unknown config key 'num_layerz'", 1),
+    (["--variant", "M9"], "unknown variant 'M9'", 2),
+    (["--variant", "M4", "--set", "num_layerz=3"], "unknown config key 'num_layerz'", 2),
+    (["--variant", "M4", "--jobs", "0"], "--jobs must be at least 1", 2),
     (["--variant", "M4", "--musdb-root", "{tmp}"], "has no 'test' subset", 1),
     (["--variant", "M4", "--run-dir", "{tmp}/a-file/run"], "cannot write to the output folder", 1),
     (["--variant", "M4", "--wav"], "--wav describes a --musdb-root", 2),
