@@ -1,15 +1,14 @@
-"""Whole-song separation: window stitching, decimation phase, rates and channels, the `separate` command."""
-
-import subprocess
+"""Whole-song separation in memory: the one windowing routine (stitching, decimation phase, concurrency), rates
+and channels. The `separate` command and its files: tests/test_separate_files.py."""
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from waveunet_tf import build_model, shapes, variant_config
-from waveunet_tf.cli import main
+from waveunet_tf.audio import resample
 from waveunet_tf.errors import UserError
-from waveunet_tf.separation import plan_windows, separate_array, separate_model_rate, song_pieces
+from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.separate import plan_for, run_windows, separate_array
 
 
 def tiny_model(variant="M4", seed=0, **overrides):
@@ -32,6 +31,12 @@ def direct(model, cfg, padded):
     return {s: v.numpy()[0] for s, v in model(padded[None], training=False).items()}
 
 
+def at_model_rate(model, cfg, x, window="default", concurrency=1):
+    """Separate ``x`` [T, C] at the model's rate through the one windowing routine."""
+    loaded = LoadedModel.of_keras(model, cfg)
+    return run_windows(loaded.predict, plan_for(loaded, len(x), window), x, cfg.sources, concurrency=concurrency)
+
+
 def test_window_starts_on_the_decimation_grid():
     model, cfg = tiny_model()
     x = noise(cfg.input_length + 32, cfg.channels)
@@ -49,26 +54,63 @@ def test_stitched_windows_equal_one_window_and_do_not_depend_on_window_length():
     length = 3000
     x = noise(length, cfg.channels)
     left, right = shapes.context(cfg)
-    # reference: one valid window over the whole song, padded with the context in front
-    w_in, w_out = shapes.inference_window(cfg, length)
+    # reference: one valid window over the whole song (the smallest valid input whose output covers the song),
+    # padded with the context in front
+    w_in = shapes.nearest_valid_input_lengths(cfg, length + left + right)[-1]
     padded = np.zeros((w_in, cfg.channels), np.float32)
     padded[left:left + length] = x
     ref = {s: v[:length] for s, v in direct(model, cfg, padded).items()}
+    loaded = LoadedModel.of_keras(model, cfg)
     for hop in (64, 400, "default"):
-        est = separate_model_rate(model, cfg, x, window=hop)
-        plan = plan_windows(cfg, length, hop)
+        est = at_model_rate(model, cfg, x, window=hop)
+        plan = plan_for(loaded, length, hop)
         assert plan.count == (length + plan.hop - 1) // plan.hop
         for s in cfg.sources:
             assert est[s].shape == (length, cfg.channels)
             np.testing.assert_allclose(est[s], ref[s], atol=1e-4)
-    assert plan_windows(cfg, length, 64).count == 47
+    assert plan_for(loaded, length, 64).count == 47
+
+
+def test_concurrent_windows_join_in_order():
+    model, cfg = tiny_model()
+    x = noise(3000, cfg.channels)
+    one = at_model_rate(model, cfg, x, window=64)
+    for concurrency in (2, 3, 64):
+        several = at_model_rate(model, cfg, x, window=64, concurrency=concurrency)
+        for s in cfg.sources:
+            np.testing.assert_array_equal(several[s], one[s])
+
+
+def test_windows_are_the_song_with_zeros_beyond_its_ends():
+    """Each window ``predict`` receives is the song zero-padded by hand, read from ``input_start(i)``; the kept
+    parts are joined in order (a predict that returns its input's centre must give back the song)."""
+    _, cfg = tiny_model()
+    geometry = shapes.WindowGeometry.of(cfg)
+    x = noise(1000, 2)
+    plan = shapes.plan_aligned(geometry, len(x), 160)
+    pad = np.concatenate([np.zeros((plan.left, 2)), x, np.zeros((plan.count * plan.hop + plan.input_length, 2))])
+    seen = []
+
+    def centre(window):
+        i = len(seen)
+        seen.append(window)
+        np.testing.assert_array_equal(window[0], pad[i * plan.hop:i * plan.hop + plan.input_length])
+        y = window[:, plan.left:plan.left + plan.output_length]
+        return {"a": y, "b": -y}
+
+    out = run_windows(centre, plan, x, ("a", "b"))
+    assert len(seen) == plan.count == 7  # ceil(1000 / 160) windows of 144 kept samples
+    np.testing.assert_array_equal(out["a"], x)
+    np.testing.assert_array_equal(out["b"], -x)
+    with pytest.raises(UserError, match=f"expected \\[1, {plan.output_length}, 2\\]"):
+        run_windows(lambda w: {"a": w[:, :10], "b": w[:, :10]}, plan, x, ("a", "b"))
 
 
 def test_paper_windows_reproduce_the_official_prediction():
     model, cfg = tiny_model()
     length = 1000
     x = noise(length, cfg.channels)
-    est = separate_model_rate(model, cfg, x, window="paper")
+    est = at_model_rate(model, cfg, x, window="paper")
     left, _ = shapes.context(cfg)
     padded = np.zeros((left + length + cfg.input_length, cfg.channels), np.float32)
     padded[left:left + length] = x
@@ -83,34 +125,13 @@ def test_paper_windows_reproduce_the_official_prediction():
 def test_models_without_context_keep_their_training_window():
     model, cfg = tiny_model("M1")
     x = noise(500, cfg.channels)
-    est = separate_model_rate(model, cfg, x, window="default")
+    est = at_model_rate(model, cfg, x, window="default")
     padded = np.zeros((3 * 208, cfg.channels), np.float32)
     padded[:500] = x
     for k in range(3):
         ref = direct(model, cfg, padded[k * 208:(k + 1) * 208])
         n = min(208, 500 - k * 208)
         np.testing.assert_allclose(est["vocals"][k * 208:k * 208 + n], ref["vocals"][:n], atol=1e-5)
-
-
-def test_song_pieces_join_exactly():
-    model, cfg = tiny_model()
-    x = noise(2500, cfg.channels)
-    whole = separate_model_rate(model, cfg, x, window=96)
-    left, right = shapes.context(cfg)
-    from waveunet_tf.separation import piece_extra
-    parts = {s: [] for s in cfg.sources}
-    starts = []
-    for start, n, piece in song_pieces(x, left, right + piece_extra(cfg), shapes.step(cfg), 700):
-        starts.append(start)
-        w = piece.shape[0]
-        assert shapes.is_valid_input_length(cfg, w) or start + n == 2500
-        padded = np.zeros((shapes.inference_window(cfg, w - left - right)[0], cfg.channels), np.float32)
-        padded[:w] = piece
-        for s, v in direct(model, cfg, padded).items():
-            parts[s].append(v[:n])
-    assert starts == [0, 688, 1376, 2064]
-    for s in cfg.sources:
-        np.testing.assert_allclose(np.concatenate(parts[s]), whole[s], atol=1e-4)
 
 
 def test_rates_and_channels_follow_the_official_code():
@@ -131,6 +152,24 @@ def test_rates_and_channels_follow_the_official_code():
     np.testing.assert_allclose(out["vocals"][:, :1], same["vocals"], atol=1e-5)
 
 
+def test_a_six_channel_song_is_the_mean_of_its_channels_as_the_official_downmix():
+    model, cfg = tiny_model()  # stereo
+    six = noise(3000, 6, seed=4)
+    out = separate_array(model, cfg, six, 44100)
+    as_mono = separate_array(model, cfg, six.mean(axis=1, keepdims=True), 44100)
+    for s in cfg.sources:
+        assert out[s].shape == (3000, 6) and np.abs(out[s]).max() > 1e-3
+        for k in range(6):
+            np.testing.assert_allclose(out[s][:, k], as_mono[s][:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("length,rate", [(1, 48000), (2, 192000), (1, 8000), (3, 22050)])
+def test_one_or_two_samples_separate(length, rate):
+    model, cfg = tiny_model()
+    out = separate_array(model, cfg, noise(length, 2), rate)
+    assert all(v.shape == (length, 2) and np.all(np.isfinite(v)) for v in out.values())
+
+
 def test_silence_gives_silent_stems_and_bad_samples_fail():
     model, cfg = tiny_model()
     out = separate_array(model, cfg, np.zeros((1000, 2), np.float32), 22050)
@@ -144,73 +183,10 @@ def test_silence_gives_silent_stems_and_bad_samples_fail():
         separate_array(model, cfg, bad, 22050)
 
 
-@pytest.fixture(scope="module")
-def tiny_keras(tmp_path_factory):
-    model, cfg = tiny_model()
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
-def _ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *map(str, args)], check=True)
-
-
-@pytest.mark.slow
-def test_separate_command_on_the_real_stem_file_mp3_and_mono_wav(tiny_keras, tmp_path, capsys):
-    import stempeg
-
-    from waveunet_tf.audio import load_audio
-    stem = stempeg.example_stem_path()
-    mp3, mono = tmp_path / "falcon.mp3", tmp_path / "falcon_mono.wav"
-    _ffmpeg("-i", stem, "-map", "0:a:0", "-ar", "32000", mp3)
-    _ffmpeg("-i", stem, "-map", "0:a:0", "-ac", "1", mono)
-    out = tmp_path / "out"
-    assert main(["separate", stem, str(mp3), str(mono), "--model", str(tiny_keras), "-o", str(out)]) == 0
-    for path, folder in ((stem, "The Easton Ellises - Falcon 69"), (mp3, "falcon"), (mono, "falcon_mono")):
-        audio, rate = load_audio(path)
-        for source in ("accompaniment", "vocals"):
-            data, r = sf.read(out / folder / f"{source}.wav", dtype="float32", always_2d=True)
-            assert r == rate and data.shape == audio.shape, (path, data.shape, audio.shape)
-            assert np.abs(data).max() > 1e-3
-    assert load_audio(mp3)[1] == 32000 and load_audio(mono)[0].shape[1] == 1
-    # an existing output is kept without --force, replaced with it
-    before = (out / "falcon" / "vocals.wav").read_bytes()
-    capsys.readouterr()
-    assert main(["separate", str(mp3), "--model", str(tiny_keras), "-o", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "exists; pass --force" in err
-    assert (out / "falcon" / "vocals.wav").read_bytes() == before
-    assert main(["separate", str(mp3), "--model", str(tiny_keras), "-o", str(out), "--force",
-                 "--window", "paper"]) == 0
-    assert (out / "falcon" / "vocals.wav").read_bytes() != before
-
-
-def test_separate_command_bad_inputs(tiny_keras, tmp_path, capsys):
-    not_audio = tmp_path / "notes.mp3"
-    not_audio.write_text("this is not audio\n")
-    empty = tmp_path / "empty.wav"
-    sf.write(empty, np.zeros((0, 2), np.float32), 22050)
-    nan = tmp_path / "nan.wav"
-    data = noise(2000, 2)
-    data[100] = np.nan
-    sf.write(nan, data, 22050, subtype="FLOAT")
-    silent = tmp_path / "silent.wav"
-    sf.write(silent, np.zeros((3000, 2), np.float32), 44100)
-    out = tmp_path / "out"
-    cases = [([str(not_audio)], str(tiny_keras), "not an audio file"),
-             ([str(empty)], str(tiny_keras), "holds no audio samples"),
-             ([str(nan)], str(tiny_keras), "NaN or infinite"),
-             ([str(silent)], str(not_audio), "is not a model"),
-             ([str(silent)], str(tmp_path), "is not a model"),
-             ([str(tmp_path / "missing.wav")], str(tiny_keras), "does not exist")]
-    for audio, model, message in cases:
-        capsys.readouterr()
-        assert main(["separate", *audio, "--model", model, "-o", str(out)]) == 1, message
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
-    assert not any(out.rglob("*.wav"))
-    assert main(["separate", str(silent), "--model", str(tiny_keras), "-o", str(out)]) == 0
-    for source in ("accompaniment", "vocals"):
-        stem, rate = sf.read(out / "silent" / f"{source}.wav", always_2d=True)
-        assert rate == 44100 and stem.shape == (3000, 2) and not stem.any()
+@pytest.mark.parametrize("rates", [(44100, 22050), (22050, 44100), (48000, 44100), (44100, 8192)])
+def test_resampling_gives_librosas_soxr_hq_samples(rates):
+    import librosa
+    x = noise(100003, 2, seed=7)
+    ours = resample(x, *rates)
+    theirs = librosa.resample(x, orig_sr=rates[0], target_sr=rates[1], res_type="soxr_hq", axis=0)
+    np.testing.assert_array_equal(ours, theirs)

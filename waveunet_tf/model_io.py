@@ -8,7 +8,6 @@ folder written by ``waveunet export``. :class:`LoadedModel` runs windows through
 from __future__ import annotations
 
 import json
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -109,15 +108,11 @@ class LoadedModel:
 
     @classmethod
     def of_keras(cls, model, config=None) -> "LoadedModel":
-        """The callable of a Keras Wave-U-Net (one per model: its traced function is reused for every window
-        length, so a second song costs no tracing)."""
-        found = _KERAS.get(model)
-        if found is None:
-            config = config or config_of(model)
-            found = cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP,
-                        _keras_predict(model, config.channels), paper_windows=True)
-            _KERAS[model] = found
-        return found
+        """The callable of a Keras Wave-U-Net. Its function is traced once, on the first window, for every
+        window length: make one per model and keep it for all songs."""
+        config = config or config_of(model)
+        return cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP,
+                   _keras_predict(model, config.channels), paper_windows=True)
 
     @classmethod
     def of_saved_model(cls, loaded, facts: dict) -> "LoadedModel":
@@ -135,9 +130,6 @@ class LoadedModel:
                     facts["window_output"], predict, paper_windows=False)
         model.saved_model = loaded  # the signature needs the loaded object alive
         return model
-
-
-_KERAS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _keras_predict(model, channels: int):

@@ -1,3 +1,15 @@
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import waveunet_tf
+from waveunet_tf.commands.bench_common import peak_rss_mb, print_result
+from waveunet_tf.errors import UsageError
+from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.separate import separate_array
+
 HELP = "whole-song inference speed: the paper's windows vs the default long windows, and peak memory"
 
 
@@ -15,21 +27,10 @@ def add_arguments(p):
 
 
 def run(args):
-    import statistics
-    import sys
-    import time
-
-    import numpy as np
-
-    from waveunet_tf import build_model, variant_config
-    from waveunet_tf.commands.bench import peak_rss_mb, print_result
-    from waveunet_tf.errors import UsageError
-    from waveunet_tf.separation import separate_array
-
     if args.seconds <= 0 or args.repeats < 1 or args.rate < 0:
         raise UsageError("--seconds must be positive, --repeats at least 1 and --rate positive")
-    cfg = variant_config(args.variant)
-    model = build_model(cfg)
+    cfg = waveunet_tf.variant_config(args.variant)
+    model = LoadedModel.of_keras(waveunet_tf.build_model(cfg), cfg)  # build_model imports TensorFlow
     rate = args.rate or cfg.sample_rate
     song = np.random.default_rng(0).standard_normal((int(args.seconds * rate), 2), dtype=np.float32)
     song *= 0.1
