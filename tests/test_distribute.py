@@ -1,4 +1,5 @@
-"""tf.distribute: TF_CONFIG, per-worker data, mirrored == single device, resume across strategies, two workers."""
+"""tf.distribute: TF_CONFIG, per-worker data, the exact validation loss, mirrored == single device, resume across
+strategies, two workers (in step, with an uneven validation set and with an empty share, a dead one)."""
 
 import json
 import os
@@ -12,8 +13,8 @@ import time
 
 import pytest
 
-from waveunet_tf import distribute
 from waveunet_tf.errors import UserError
+from waveunet_tf.training import distribute
 
 RATE = 8192
 TINY = {"sample_rate": RATE, "num_layers": 3, "num_initial_filters": 4, "requested_output": 512, "batch_size": 4,
@@ -70,7 +71,7 @@ def test_each_input_pipeline_gets_its_share_of_the_batch_and_its_own_excerpts(ca
     import data_pipeline
     from waveunet_tf.config import variant_config
     from waveunet_tf.training import Trainer
-    config = variant_config("M4", **{k: v for k, v in TINY.items()})
+    config = variant_config("M4", **TINY)
     trainer = Trainer(config, tf.distribute.get_strategy())
     fn = trainer.pipeline_fn(lambda b, seed: data_pipeline.training_dataset(cache, config, b, seed=seed), 8, seed=5)
 
@@ -81,6 +82,35 @@ def test_each_input_pipeline_gets_its_share_of_the_batch_and_its_own_excerpts(ca
     a, b, a_again = first_mixture(0), first_mixture(1), first_mixture(0)
     assert a.shape == (4, config.input_length, 2)  # 8 global / 2 replicas
     assert np.array_equal(a, a_again) and not np.allclose(a, b)
+
+
+def reference_valid_loss(model, config, cache):
+    """The mean over every validation window of the mean over sources of the MSE, in float64 with NumPy, from
+    plain model calls (not the Trainer) -> (loss, windows)."""
+    import numpy as np
+
+    import data_pipeline
+    total, count = 0.0, 0
+    for mixture, targets in data_pipeline.evaluation_dataset(cache, config, batch_size=8):
+        estimates = model(mixture, training=False)
+        per_example = np.mean([np.mean((np.float64(estimates[s]) - np.float64(targets[s])) ** 2, axis=(1, 2))
+                               for s in config.sources], axis=0)
+        total, count = total + float(per_example.sum()), count + len(per_example)
+    return total / count, count
+
+
+def test_the_validation_loss_is_the_exact_mean_over_every_window(cache):
+    import tensorflow as tf
+
+    import data_pipeline
+    from waveunet_tf.config import variant_config
+    from waveunet_tf.training import Trainer
+    config = variant_config("M4", **{**TINY, "requested_output": 1000})  # 33 windows: not a multiple of 4
+    trainer = Trainer(config, tf.distribute.get_strategy())
+    expected, windows = reference_valid_loss(trainer.model, config, cache)
+    assert windows == 33 == len(data_pipeline.evaluation_windows(cache, config))
+    got = trainer.evaluate(lambda b: data_pipeline.evaluation_dataset(cache, config, batch_size=b), windows, 4)
+    assert got == pytest.approx(expected, rel=1e-6)
 
 
 # --- mirrored: same weights as one device; resume with another strategy ------------------------------------
@@ -147,22 +177,51 @@ def start_workers(cache, tmp_path, extra):
     return procs
 
 
-@pytest.mark.slow
-def test_two_workers_train_in_step_and_only_the_chief_writes(cache, tmp_path):
-    procs = start_workers(cache, tmp_path, sets(max_epochs=2, patience=50, fine_tune_patience=50))
-    outs = [p.communicate(timeout=300)[0] for p in procs]
+def chief_matches_one_process(run_dir, cache, windows):
+    """The chief's best validation loss equals the exact mean over every window computed in this process from
+    its best.keras (1e-6 relative), and best.keras is the model state.json's fingerprint names."""
+    from waveunet_tf.fingerprint import model_fingerprint
+    from waveunet_tf.model_io import load_model
+    state = json.loads((run_dir / "state.json").read_text())
+    model, config = load_model(run_dir / "best.keras")
+    assert model_fingerprint(model, config) == state["best_fingerprint"]
+    expected, count = reference_valid_loss(model, config, cache)
+    assert count == windows
+    assert state["best_loss"] == pytest.approx(expected, rel=1e-6)
+    return state
+
+
+def run_workers(cache, tmp_path, extra):
+    procs = start_workers(cache, tmp_path, extra)
+    outs = [p.communicate(timeout=600)[0] for p in procs]
     errs = [(tmp_path / f"worker{i}.err").read_text() for i in range(2)]
     assert [p.returncode for p in procs] == [0, 0], errs
     fingerprints = [re.search(r"worker %d: final weights fingerprint (\w+)" % i, errs[i]).group(1) for i in range(2)]
     assert fingerprints[0] == fingerprints[1]
     assert outs[0].strip().splitlines()[-1] == str(tmp_path / "run0")
     assert not (tmp_path / "run1").exists()  # the non-chief wrote nothing
-    state = json.loads((tmp_path / "run0" / "state.json").read_text())
+    return errs
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_step_with_an_uneven_validation_set(cache, tmp_path):
+    # 33 validation windows (issue 12 #2): in batches of 2 per worker that is 17 batches, which two workers
+    # cannot share evenly; the global batches of 4 and 8 (fine-tuning) leave 1 window for the last step
+    run_workers(cache, tmp_path, sets(requested_output=1000, max_epochs=2, patience=50, fine_tune_patience=50))
+    state = chief_matches_one_process(tmp_path / "run0", cache, windows=33)
     valid = [row["valid_loss"] for row in state["history"]]
     assert state["finished"] and len(valid) == 4 and state["step"] == 12
     assert min(valid[1:]) < valid[0]  # the loss went down
     assert [row["batch_size"] for row in state["history"]] == [4, 4, 8, 8]  # the global batch, split in two
     assert json.loads((tmp_path / "run0" / "config.json").read_text())["replicas"] == 2
+
+
+@pytest.mark.slow
+def test_two_workers_when_one_has_no_validation_window(cache, tmp_path):
+    # a window of 32773 output samples covers the 4-s validation track: 1 window, worker 1's share is empty
+    run_workers(cache, tmp_path, [*sets(requested_output=32768), "--max-steps", "1"])
+    state = chief_matches_one_process(tmp_path / "run0", cache, windows=1)
+    assert state["epoch"] == 1 and state["step"] == 1
 
 
 @pytest.mark.slow
