@@ -57,7 +57,7 @@ def test_resume_skips_finished_tracks_and_redoes_unfinished(root, tmp_path, data
     after = {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")}
     changed = {p.parent.name for p in after if after[p] != done.get(p)}
     assert changed == {"synth 001"}
-    assert not list(cache.rglob(".*"))  # no temporary files left
+    assert [p.name for p in cache.rglob(".*")] == [".prepare.lock"]  # no temporary files left
 
 
 def test_paper_split_and_a_real_musdb_name(root, tmp_path, data):
