@@ -21,7 +21,8 @@ version; --no-warmup to skip) and DIR/batching_parameters.txt (for --enable_batc
 
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="run directory or .keras file")
-    p.add_argument("--out", required=True, metavar="DIR/VERSION", help="SavedModel folder, ending in an integer version")
+    p.add_argument("--out", required=True, metavar="DIR/VERSION",
+                   help="SavedModel folder, ending in an integer version")
     p.add_argument("--force", action="store_true", help="replace an existing version folder holding a SavedModel")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="do not write assets.extra/tf_serving_warmup_requests")

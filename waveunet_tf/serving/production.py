@@ -61,7 +61,7 @@ def batching_parameters(facts: dict, cores: int | None = None) -> str:
     machine's)."""
     cores = cores or os.cpu_count() or 1
     piece_input = pieces.piece_plan(facts, 1).input_length
-    return f"""# TensorFlow Serving batching parameters for this Wave-U-Net ({facts['variant']}), written by `waveunet export`.
+    return f"""# TensorFlow Serving batching parameters for this Wave-U-Net ({facts['variant']}), by `waveunet export`.
 # Use: tensorflow_model_server --enable_batching --batching_parameters_file=THIS_FILE ...
 # Fields: BatchingParameters in tensorflow_serving/servables/tensorflow/session_bundle_config.proto.
 # Values: TF Serving's Batching Guide (tensorflow_serving/batching/README.md), section "Performance Tuning".
