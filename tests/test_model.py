@@ -84,6 +84,17 @@ def test_small_variant_round_trips_with_its_config(tmp_path, name):
         assert model(x)[s].shape == (2, cfg.output_length, cfg.channels)
 
 
+def test_the_layers_dtype_policy_survives_saving_twice(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as `train --mixed-precision` builds the model
+    try:
+        build_model(tiny("M5")).save(tmp_path / "a.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    keras.models.load_model(tmp_path / "a.keras").save(tmp_path / "b.keras")
+    again = keras.models.load_model(tmp_path / "b.keras")
+    assert {layer.dtype_policy.name for layer in again.layers[1:]} == {"mixed_float16"}
+
+
 def test_a_file_saved_with_the_config_in_its_input_check_still_loads():
     old, cfg = load_model(OLD_LAYOUT)
     assert cfg == variant_config("M5", num_layers=2, num_initial_filters=2, filter_size=5, merge_filter_size=3,

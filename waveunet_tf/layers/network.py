@@ -27,8 +27,10 @@ class WaveUNet(keras.Model):
         self.waveunet_config = config
 
     def get_config(self):
+        # the policy the layers were built with (e.g. mixed_float16 in training), not the model object's own
+        policy = self.get_layer("input_check").dtype_policy
         return {"name": self.name, "trainable": self.trainable, "config": self.waveunet_config.to_dict(),
-                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+                "dtype": keras.dtype_policies.serialize(policy)}
 
 
 def _network(config, dtype):
