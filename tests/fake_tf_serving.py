@@ -196,7 +196,7 @@ class FakeTFServing:
     """
 
     def __init__(self, versions, name="waveunet", labels=None, lifetime=300.0, refuse_first=0,
-                 unavailable_first=0, silent=False):
+                 unavailable_first=0, silent=False, rest_port=0, grpc_port=0):
         if not isinstance(versions, dict):
             versions = {int(Path(versions).name): versions}
         self.name, self.labels = name, dict(labels or {})
@@ -207,8 +207,8 @@ class FakeTFServing:
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionService(self), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(self))
+        self.grpc_port = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _rest_handler(self))
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
         self.fronts = []
@@ -360,3 +360,27 @@ def _rest_handler(server: FakeTFServing):
             self._answer(handle)
 
     return Handler
+
+
+def main(argv=None):
+    """``python tests/fake_tf_serving.py DIR/VERSION [--name NAME] [--rest-port P] [--grpc-port P]``: serve until
+    interrupted (for `waveunet bench client` on a machine without tensorflow_model_server)."""
+    import argparse
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("version_dir", nargs="+", help="SavedModel version folders (DIR/VERSION) of one model")
+    p.add_argument("--name", default="waveunet")
+    p.add_argument("--rest-port", type=int, default=0)
+    p.add_argument("--grpc-port", type=int, default=0)
+    args = p.parse_args(argv)
+    server = FakeTFServing({int(Path(d).name): d for d in args.version_dir}, args.name, lifetime=10**9,
+                           rest_port=args.rest_port, grpc_port=args.grpc_port)
+    with server:
+        print(f"serving {args.name} on {server.rest_url} and {server.grpc_target} (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
