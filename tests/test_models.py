@@ -114,30 +114,34 @@ def stems(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_first_use_downloads_imports_caches_then_works_offline(official, cache, tmp_path, monkeypatch, capsys):
+def test_separate_official_m4_downloads_imports_caches_then_works_offline(official, cache, tmp_path, monkeypatch,
+                                                                           capsys):
     song = write_song(tmp_path / "song.wav")
+    separate = ["separate", str(song), "--model", "official:M4", "-o"]
     with ArchiveServer(official["zip"]) as server:
         monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
-        path = pretrained.ensure_model("M4", progress=False)
+        assert main(separate + [str(tmp_path / "first")]) == 0
     assert server.requests == [(None, 200)]  # one download
-    assert path == cache / "M4.keras" and cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
+    assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
     meta = json.loads((cache / "M4.json").read_text())
     assert meta["source"] == server.url and meta["checkpoint"] == "baseline_stereo/812340-90000"
     assert (meta["archive_bytes"], meta["archive_sha256"]) == (official["zip"].stat().st_size, official["sha256"])
     assert (meta["official_folder"], meta["variant"]) == ("baseline_stereo", "M4")
 
     # the server is gone: the cache answers
-    assert pretrained.ensure_model("M4", progress=False) == path
-    assert main(["separate", str(song), "--model", str(path), "-o", str(tmp_path / "cached")]) == 0
+    assert main(separate + [str(tmp_path / "second")]) == 0
     ref = tmp_path / "m4.keras"
     assert main(["import-official", str(official["prefixes"]["M4"]), "--variant", "M4", "--out", str(ref)]) == 0
     assert main(["separate", str(song), "--model", str(ref), "-o", str(tmp_path / "imported")]) == 0
     capsys.readouterr()
-    got, want = stems(tmp_path / "cached" / "song"), stems(tmp_path / "imported" / "song")
-    assert sorted(got) == ["accompaniment", "vocals"] and got["vocals"].shape == (2 * 22050, 2)
-    for source in want:
-        np.testing.assert_array_equal(got[source], want[source])
-    assert np.abs(got["vocals"]).max() > 0
+    want = stems(tmp_path / "imported" / "song")
+    assert sorted(want) == ["accompaniment", "vocals"] and want["vocals"].shape == (2 * 22050, 2)
+    assert np.abs(want["vocals"]).max() > 0
+    for run in ("first", "second"):
+        got = stems(tmp_path / run / "song")
+        assert sorted(got) == sorted(want)
+        for source in want:
+            np.testing.assert_array_equal(got[source], want[source])
 
 
 @pytest.mark.slow
@@ -309,3 +313,12 @@ def test_two_processes_fetching_at_once_leave_a_correct_cache(official, cache, m
     assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
     assert json.loads((cache / "M4.json").read_text())["archive_sha256"] == official["sha256"]
     assert keras.models.load_model(cache / "M4.keras", compile=False).count_params() == 10263390
+
+
+def test_models_lists_the_published_scores_and_the_cache(cache, capsys):
+    """The table's SDR medians are the published ones (PRODUCT.md: M5-HighSR vocals 4.95, M6 drums 4.15)."""
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "official:M5-HighSR  (full_44KHz: 44100 Hz, accompaniment + vocals)" in out
+    assert "vocals 4.95" in out and "drums 4.15" in out
+    assert out.count("not cached: fetched on first use") == 3 and str(cache) in out

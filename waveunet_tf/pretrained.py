@@ -127,9 +127,11 @@ def fetch_models(names, source=None, force: bool = False, progress: bool = True)
         return [model_path(m.name) for m in models]
     with _cache_lock(progress):
         wanted = [m for m in models if force or not cached_path(m.name)]
-        if wanted:
-            origin = Path(source) if source is not None else _cached_archive(progress)
-            _import_all(wanted, origin, source is None, progress)
+        if wanted and source is not None:
+            _import_all(wanted, Path(source), str(source), False, progress)
+        elif wanted:
+            archive, fresh = _cached_archive(progress)
+            _import_all(wanted, archive, archive_url() if fresh else str(archive), True, progress)
     return [model_path(m.name) for m in models]
 
 
@@ -149,6 +151,9 @@ def _cache_lock(progress: bool):
                 told = True
             time.sleep(0.5)
             continue
+        except OSError as e:
+            raise UserError(f"cannot use the model cache {official_dir()}: {e.strerror or first_line(e)}; set "
+                            f"{CACHE_ENV} to a folder you can write") from e
         break
     try:
         yield
@@ -156,11 +161,11 @@ def _cache_lock(progress: bool):
         held.__exit__(None, None, None)
 
 
-def _cached_archive(progress: bool) -> Path:
-    """The downloaded archive in the cache, downloading it first if needed (call holding the cache lock)."""
+def _cached_archive(progress: bool) -> tuple[Path, bool]:
+    """The downloaded archive in the cache, and whether it was downloaded just now (call holding the lock)."""
     archive = official_dir() / ARCHIVE
     if archive.is_file():
-        return archive
+        return archive, False
     partial = official_dir() / f".{ARCHIVE}{PARTIAL}"
     download(archive_url(), partial, progress=progress)
     try:
@@ -169,17 +174,16 @@ def _cached_archive(progress: bool) -> Path:
         partial.unlink()
         raise
     os.replace(partial, archive)
-    return archive
+    return archive, True
 
 
-def _import_all(models, origin: Path, downloaded: bool, progress: bool) -> None:
-    """Import ``models`` from ``origin`` (zip or folder) into the cache. A downloaded archive that lacks a
-    model is removed, so that the next try downloads again."""
+def _import_all(models, origin: Path, where: str, downloaded: bool, progress: bool) -> None:
+    """Import ``models`` from ``origin`` (zip or folder; ``where`` names it in messages and metadata) into the
+    cache. A downloaded archive that does not give a model is removed, so that the next try downloads again."""
     is_zip = origin.is_file()
     if is_zip and not downloaded:
         _check_zip(origin, origin)
     names = _zip_names(origin) if is_zip else _folder_names(origin)
-    where = archive_url() if downloaded else str(origin)
     archive = _archive_facts(origin if is_zip else None)
     try:
         for m in models:
@@ -278,12 +282,6 @@ def _import_checkpoint_to_cache(model: OfficialModel, prefix: Path, facts: dict)
             keras_model.save(tmp)
     except OSError as e:
         raise _disk_error(e, target.parent) from e
-
-
-def metadata(name: str) -> dict | None:
-    """The metadata written beside ``name``'s cached model, or None when it is not cached."""
-    path = model_path(name).with_suffix(".json")
-    return json.loads(path.read_text()) if cached_path(name) and path.is_file() else None
 
 
 def _disk_error(e: OSError, folder: Path) -> UserError:
