@@ -12,7 +12,9 @@ import soundfile as sf
 
 from data_pipeline import make_synthetic_dataset
 from waveunet_tf import build_model, cli, variant_config
+from waveunet_tf.errors import UserError
 from waveunet_tf.evaluation.evaluate import evaluate_track
+from waveunet_tf.evaluation.record import claim, read_record
 from waveunet_tf.evaluation.scores import read_track_scores
 
 SECONDS = 3
@@ -148,3 +150,22 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys):
     assert cli.main(["evaluate", "--model", str(tmp_path / "nope.keras"), "--musdb-root", str(root / "musdb"),
                      "--wav"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_starting_over_removes_the_old_model_results_before_claiming(tmp_path):
+    """``--force`` with another model deletes the old scores and aggregates before the new record names the new
+    model: an evaluation killed right after never presents the old model's results as the new one's."""
+    old = {"model": "/m/a.keras", "model_fingerprint": "a", "musdb_root": "/d", "wav": True, "subset": "test"}
+    new = dict(old, model="/m/b.keras", model_fingerprint="b")
+    claim(tmp_path, old, [], force=False)
+    scores, results = tmp_path / "scores", tmp_path / "results.json"
+    (scores / "test").mkdir(parents=True)
+    (scores / "test" / "Song.json").write_text("{}")
+    results.write_text("{}")
+    with pytest.raises(UserError, match="another model"):
+        claim(tmp_path, new, [scores, results], force=False)
+    assert results.is_file() and read_record(tmp_path) == old
+    claim(tmp_path, old, [scores, results], force=True)  # the same model: nothing is discarded
+    assert results.is_file() and (scores / "test" / "Song.json").is_file()
+    claim(tmp_path, new, [scores, results], force=True)
+    assert not scores.exists() and not results.exists() and read_record(tmp_path) == new

@@ -217,13 +217,15 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         raise UserError(f"the model separates {', '.join(config.sources)}, but MUSDB has no target "
                         f"{missing[0]!r} (it has {', '.join(db.tracks[0].targets)})")
     scored = [out / SCORES_DIR, out / BASELINE_DIR, out / subset]
+    aggregates = [out / name for name in ("results.json", "baseline.json", "groups.json", "results.md", "sdr.png")]
     with process_lock(out / ".evaluation.lock", f"the evaluation folder {out}"):
         record.claim(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
-                           "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}, scored, force)
+                           "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset},
+                     scored + aggregates, force)
         for folder in scored:  # leftovers of an evaluation killed while writing (never the training's files)
             remove_partials(folder)
-        if not (out / "config.json").is_file():  # so `waveunet table` can name the row after the variant
-            config.to_json(out / "config.json")
+        if keras_file.resolve().parent != out.resolve():  # not the run dir (training's config.json is there):
+            config.to_json(out / "config.json")  # so `waveunet table` can name the row after the variant
 
         def separate(mixture, rate):
             return separate_array(model, config, mixture, rate)

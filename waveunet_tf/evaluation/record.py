@@ -39,9 +39,10 @@ def read_record(folder) -> dict | None:
     return record
 
 
-def claim(out: Path, record: dict, scored_dirs, force: bool) -> None:
+def claim(out: Path, record: dict, scored, force: bool) -> None:
     """Scores in ``out`` belong to one model and one dataset: refuse to mix them with another's (unless
-    ``force``, which deletes ``scored_dirs``, the old scores and estimates), then write ``record``."""
+    ``force``, which deletes ``scored``: the folders and files of the old scores, estimates and aggregates),
+    then write ``record``."""
     try:
         old = read_record(out) or {}
         changed = [k for k in KEYS if old and old.get(k) != record[k]]
@@ -52,9 +53,12 @@ def claim(out: Path, record: dict, scored_dirs, force: bool) -> None:
     if changed and not force:
         raise UserError(f"{out} holds an evaluation with another {changed[0].replace('_fingerprint', '')} "
                         f"({old.get(changed[0])!r}); pass --force to discard it, or choose another --out")
-    if changed:
-        for d in scored_dirs:
-            shutil.rmtree(d, ignore_errors=True)
+    if changed:  # before the new record: an interrupted start-over never shows old results as the new model's
+        for p in scored:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
     atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=1) + "\n")
 
 
