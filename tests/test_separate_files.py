@@ -309,3 +309,16 @@ def test_a_disk_full_while_writing_leaves_no_stems_and_no_temporary_file(tiny_ke
         assert write_separated([tmp_path / "song.wav"], small / "out", SOURCES, False, "separate",
                                lambda audio, rate, progress: separate_array(model, None, audio, rate))
         assert sorted(p.name for p in (small / "out" / "song").glob("*.wav")) == ["accompaniment.wav", "vocals.wav"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_when_the_song_is_claimed_again(tiny_keras, tmp_path, capsys):
+    """A run killed while writing leaves its temporary stem folder (a .partial name) in OUT/<song>/; the next run
+    that claims the song removes it, and nothing of the user's."""
+    sf.write(tmp_path / "song.wav", noise(2000, 2), 22050, subtype="FLOAT")
+    folder = tmp_path / "out" / "song"
+    leftover = folder / ".stems.k9x2ab.partial"
+    leftover.mkdir(parents=True)
+    (leftover / "vocals.wav").write_bytes(b"half a stem")
+    (folder / "notes.txt").write_text("mine\n")
+    assert main(["separate", str(tmp_path / "song.wav"), "--model", str(tiny_keras), "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == [".stems.lock", "accompaniment.wav", "notes.txt", "vocals.wav"]
