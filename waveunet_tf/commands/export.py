@@ -6,8 +6,8 @@ from waveunet_tf.serving import export, production
 HELP = "export a model as a SavedModel for TensorFlow Serving (DIR/VERSION)"
 
 DESCRIPTION = """Export a model as a SavedModel in the TensorFlow Serving layout: --out DIR/VERSION, VERSION an
-integer folder (e.g. models/waveunet/1). MODEL: a run directory (best.keras) or a .keras file (also one written
-by `waveunet import-official`).
+integer folder (e.g. models/waveunet/1). MODEL: a run directory (best.keras), a .keras file (also one written
+by `waveunet import-official`), or official:NAME (see `waveunet models`).
 
 Signatures: serving_default (input `mixture` float32 [batch, time, channels] at the model's rate, any time >= 1;
 one output per source, same shape), piece (a piece of a long song with its context; returns the centre, so pieces
@@ -20,7 +20,7 @@ version; --no-warmup to skip) and DIR/batching_parameters.txt (for --enable_batc
 
 
 def add_arguments(p):
-    p.add_argument("model", metavar="MODEL", help="run directory or .keras file")
+    p.add_argument("model", metavar="MODEL", help="run directory, .keras file or official:NAME")
     p.add_argument("--out", required=True, metavar="DIR/VERSION",
                    help="SavedModel folder, ending in an integer version")
     p.add_argument("--force", action="store_true", help="replace an existing version folder holding a SavedModel")
