@@ -239,7 +239,7 @@ def _separate_one(path: Path, folder: Path, sources, force, command, separate) -
                   ) as bar:
             stems = separate(audio, rate, lambda sec: bar.update(min(sec, bar.total - bar.n)))
         del audio
-        _write_together(folder, {s: stems.pop(s) for s in sources}, rate)
+        _write_together(folder, {s: stems.pop(s) for s in sources}, rate, path)
     return folder
 
 
@@ -250,7 +250,7 @@ def _check_space(folder: Path, needed: int, path: Path) -> None:
                            f"{needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are free")
 
 
-def _write_together(folder: Path, stems: dict, rate: int) -> None:
+def _write_together(folder: Path, stems: dict, rate: int, path: Path) -> None:
     """Write every stem into a temporary folder inside ``folder``, then move them all into place: the folder
     never holds a partial set, and a failed write leaves neither stems nor temporary files."""
     tmp = temporary_dir_beside(folder / "stems")
@@ -260,6 +260,6 @@ def _write_together(folder: Path, stems: dict, rate: int) -> None:
         for s in stems:
             os.replace(tmp / f"{s}.wav", folder / f"{s}.wav")
     except OSError as e:
-        raise _WriteFailed(f"cannot write the stems to {folder}: {e.strerror or first_line(e)}") from e
+        raise _WriteFailed(f"cannot write the stems of {path} to {folder}: {e.strerror or first_line(e)}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
