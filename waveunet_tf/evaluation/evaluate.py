@@ -32,7 +32,7 @@ from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
 from waveunet_tf.fingerprint import model_fingerprint
-from waveunet_tf.model_io import load_model, resolve_keras_path
+from waveunet_tf.model_io import LoadedModel, load_model, resolve_keras_path
 from waveunet_tf.separate import separate_array
 
 
@@ -227,8 +227,10 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         if keras_file.resolve().parent != out.resolve():  # not the run dir (training's config.json is there):
             config.to_json(out / "config.json")  # so `waveunet table` can name the row after the variant
 
+        loaded = LoadedModel.of_keras(model, config)  # traced once for every track
+
         def separate(mixture, rate):
-            return separate_array(model, config, mixture, rate)
+            return separate_array(loaded, config, mixture, rate)
         with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
             for track in bar:
                 bar.set_postfix_str(track.name[:30])
