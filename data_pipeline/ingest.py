@@ -34,6 +34,7 @@ _STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MU
 PAPER_VALID_TRACKS = 25
 PAPER_SPLIT_SEED = 1234
 LOCK_FILE = ".prepare.lock"
+SPLIT_RULES = ("musdb", "paper")
 
 
 class BadTrack(UserError):
@@ -82,7 +83,8 @@ def _quarter(n: int) -> int:
 
 
 def assign_splits(tracks: list[dict], split: str) -> str:
-    """Set each track's ``split`` (train/valid/test); returns the rule used, in words, for the manifest."""
+    """Set each track's ``split`` (train/valid/test) by the rule ``split`` (one of :data:`SPLIT_RULES`, checked by
+    :func:`check_arguments`); returns the rule used, in words, for the manifest."""
     train = sorted(t["name"] for t in tracks if t["subset"] == "train")
     if split == "musdb":
         official = set(musdb_validation_tracks())
@@ -93,14 +95,12 @@ def assign_splits(tracks: list[dict], split: str) -> str:
             valid = set(train[len(train) - k:]) if k else set()
             rule = (f"musdb fallback: the train tracks are not MUSDB18's, so the last {k} of {len(train)} train "
                     f"tracks by sorted name are validation tracks")
-    elif split == "paper":
+    else:
         k = PAPER_VALID_TRACKS if len(train) >= 100 else _quarter(len(train))
         order = np.random.default_rng(PAPER_SPLIT_SEED).permutation(len(train))
         valid = {train[i] for i in order[:k]}
         rule = (f"paper: {k} of {len(train)} train tracks drawn with seed {PAPER_SPLIT_SEED} (the paper's own "
                 f"list was never published)")
-    else:
-        raise UserError(f"unknown split {split!r}; use musdb or paper")
     for t in tracks:
         t["split"] = "test" if t["subset"] == "test" else ("valid" if t["name"] in valid else "train")
     return rule
@@ -190,8 +190,11 @@ def _finished(cache: Path, track: dict, sample_rate: int, subtype: str) -> dict 
     return None
 
 
-def check_arguments(sample_rate: int, jobs: int) -> None:
-    """The cache's sample rate and the number of worker processes, checked once for every caller."""
+def check_arguments(sample_rate: int, jobs: int, split: str = "musdb") -> None:
+    """The cache's sample rate, the number of worker processes and the split rule, checked once for every
+    caller, before any work."""
+    if split not in SPLIT_RULES:
+        raise UsageError(f"unknown --split {split!r}; use {' or '.join(SPLIT_RULES)}")
     if int(sample_rate) < 1000:
         raise UsageError(f"--sample-rate must be at least 1000 Hz, not {sample_rate}")
     if int(jobs) < 1:
@@ -259,7 +262,7 @@ def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split:
     the manifest's ``skipped``. Validation tracks are drawn from the tracks that were prepared.
     """
     cache, sample_rate, jobs = Path(cache), int(sample_rate), int(jobs)
-    check_arguments(sample_rate, jobs)
+    check_arguments(sample_rate, jobs, split)
     subtype = "FLOAT" if float_wav else "PCM_16"
     _check_cache_folder(cache, sample_rate, subtype)
     tracks = find_tracks(musdb_root, wav)

@@ -84,7 +84,7 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
     ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
     train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split."""
     config = resolve_config(variant, config_file, sets, quick)
-    check_arguments(config.sample_rate, jobs)  # before any work starts
+    check_arguments(config.sample_rate, jobs, split)  # before any work starts
     embedded = musdb_root is None
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(variant, quick, embedded)
     check_writable(run_dir)
