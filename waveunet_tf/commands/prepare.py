@@ -27,8 +27,8 @@ Validation splits (--split):
          sorted name become validation tracks (at least one when there are two or more); the manifest's
          split_rule says which rule was used.
   paper  25 validation tracks drawn from the train tracks with a fixed seed (a quarter of them, at least one,
-         when there are fewer than 100), as the paper did. The paper's exact list was never published: this is a draw of the
-         same size, not the same tracks."""
+         when there are fewer than 100), as the paper did. The paper's exact list was never published: this is
+         a draw of the same size, not the same tracks."""
 
 
 def add_arguments(p):

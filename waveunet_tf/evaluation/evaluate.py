@@ -192,7 +192,8 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
             md += ["", f"Median SDR gain over the mixture as estimate: {gain_line(g['gain'])}."]
     md += ["", "## All metrics, all tracks", "", format_metrics(results, markdown=True)]
     if baseline:
-        md += ["", "## All metrics, the mixture as every source's estimate", "", format_metrics(baseline, markdown=True)]
+        md += ["", "## All metrics, the mixture as every source's estimate", "",
+               format_metrics(baseline, markdown=True)]
     atomic_write_text(out / "results.md", "\n".join(md) + "\n")
     _plot(out, tracks, base_tracks, label)
     return {"results": results, "baseline": baseline, "gain": gain, "groups": group_docs}
