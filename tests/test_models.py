@@ -179,7 +179,10 @@ def test_fetch_from_zip_and_folder_equal_import_official_and_listed(official, ca
 
 @pytest.mark.slow
 def test_interrupted_download_resumes_with_range(official, cache, monkeypatch, capsys):
+    """Also: what a fetch killed with -9 left (a half-written model) is removed."""
     cut = official["zip"].stat().st_size // 3
+    cache.mkdir(parents=True)
+    (cache / ".M4.keras.0badc0de.partial.keras").write_bytes(b"half a model")
     with ArchiveServer(official["zip"], ranges=True, cut_after=cut) as server:
         monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
         assert main(["models", "fetch", "M4", "--quiet"]) == 0
@@ -192,7 +195,7 @@ def test_interrupted_download_resumes_with_range(official, cache, monkeypatch, c
 def test_download_without_range_support_restarts_from_zero(official, tmp_path):
     """A server that ignores Range sends the whole file again: the partial file restarts, it is not appended to.
     Also the leftover of a killed process (bytes already in the partial file) is resumed or restarted alike."""
-    partial = tmp_path / ".models.zip.partial"
+    partial = tmp_path / ".models.zip.download"
     cut = official["zip"].stat().st_size // 2
     with ArchiveServer(official["zip"], ranges=False, cut_after=cut) as server:
         pretrained.download(server.url, partial, progress=False)

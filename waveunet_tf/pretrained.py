@@ -11,7 +11,7 @@ and its ``.index`` file, wherever the folders sit in the archive.
 Cache layout (``cache_dir()``, ``WAVEUNET_CACHE`` or ``$XDG_CACHE_HOME/waveunet-tf`` or ``~/.cache/waveunet-tf``)::
 
     official/models.zip         the downloaded archive (kept, so the other models import without the network)
-    official/.models.zip.partial   an interrupted download, resumed with an HTTP Range request
+    official/.models.zip.download  an interrupted download, resumed with an HTTP Range request
     official/<NAME>.keras       an imported model
     official/<NAME>.json        where it came from: URL or path, archive size and sha256, checkpoint, date, version
     official/.lock              held while fetching, so two processes never write the same files
@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from waveunet_tf import __version__
 from waveunet_tf.config import variant_config
 from waveunet_tf.errors import UsageError, UserError, first_line
-from waveunet_tf.files import (PARTIAL, Locked, atomic_path, atomic_write_text, process_lock,
+from waveunet_tf.files import (Locked, atomic_path, atomic_write_text, process_lock, remove_partials,
                                temporary_dir_beside)
 from waveunet_tf.official_import import import_checkpoint
 
@@ -126,6 +126,7 @@ def fetch_models(names, source=None, force: bool = False, progress: bool = True)
     if not force and all(cached_path(m.name) for m in models):
         return [model_path(m.name) for m in models]
     with _cache_lock(progress):
+        remove_partials(official_dir(), recursive=False)  # what a killed fetch left (we hold the lock)
         wanted = [m for m in models if force or not cached_path(m.name)]
         if wanted and source is not None:
             _import_all(wanted, Path(source), str(source), False, progress)
@@ -166,7 +167,7 @@ def _cached_archive(progress: bool) -> tuple[Path, bool]:
     archive = official_dir() / ARCHIVE
     if archive.is_file():
         return archive, False
-    partial = official_dir() / f".{ARCHIVE}{PARTIAL}"
+    partial = official_dir() / f".{ARCHIVE}.download"  # not a files.PARTIAL name: kept to be resumed
     download(archive_url(), partial, progress=progress)
     try:
         _check_zip(partial, archive_url())
