@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from data_pipeline import make_synthetic_dataset, prepare_cache
+from waveunet_tf import variant_config
+
 RATE = 8000
 
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
-    from data_pipeline import make_synthetic_dataset
     return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), tracks=3, test_tracks=1, seconds=2, seed=3)
 
 
 @pytest.fixture(scope="session")
 def synth_cache(synth_root, tmp_path_factory):
-    from data_pipeline import prepare_cache
     cache = tmp_path_factory.mktemp("cache") / "cache"
     prepare_cache(synth_root, cache, RATE, wav=True)
     return cache
@@ -35,7 +36,6 @@ def data():
 
 
 def tiny(name="M4", **kw):
-    from waveunet_tf import variant_config
     kw = {"num_layers": 3, "num_initial_filters": 4, "requested_output": 256, "sample_rate": RATE, **kw}
     return variant_config(name, **kw)
 

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from waveunet_tf.cli import main
+
 
 @pytest.mark.slow
 def test_bench_train_json_keys_and_values():
@@ -27,6 +29,5 @@ def test_bench_train_json_keys_and_values():
 
 
 def test_bench_train_rejects_bad_arguments():
-    from waveunet_tf.cli import main
     assert main(["bench", "train", "--steps", "0"]) == 2
     assert main(["bench", "train", "--batch-size", "0"]) == 2

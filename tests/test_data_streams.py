@@ -5,8 +5,9 @@ import logging
 import numpy as np
 import pytest
 
-from data_pipeline import (evaluation_dataset, evaluation_steps, open_cache, prepare_cache, training_dataset)
-from waveunet_tf import shapes
+from data_pipeline import (evaluation_dataset, evaluation_steps, make_synthetic_dataset, open_cache, prepare_cache,
+                           training_dataset)
+from waveunet_tf import build_model, shapes
 from waveunet_tf.errors import UserError
 
 pytest_plugins = ["conftest_data"]
@@ -184,7 +185,6 @@ def test_cache_and_config_must_agree(synth_cache, tmp_path, data):
 
 
 def test_a_cache_without_valid_tracks_says_so(tmp_path, data):
-    from data_pipeline import make_synthetic_dataset
     root = make_synthetic_dataset(tmp_path / "root", tracks=1, test_tracks=0, seconds=0.5)
     prepare_cache(root, tmp_path / "cache", data.RATE, wav=True)
     with pytest.raises(UserError, match="has no valid tracks"):
@@ -212,8 +212,6 @@ def test_mono_files_feed_a_stereo_model_duplicated(tmp_path, caplog, data):
 def test_feeds_model_fit(synth_cache, data):
     """The element structure is what the built model takes and returns: keras fits and validates on it."""
     import keras
-
-    from waveunet_tf import build_model
     cfg = data.tiny("M4")
     model = build_model(cfg)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss={s: "mse" for s in cfg.sources})
