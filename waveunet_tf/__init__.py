@@ -7,7 +7,6 @@ convention), before or after ``import keras``; yet TensorFlow is not imported he
 answers at once: the layers register the moment Keras is (or already was) imported.
 """
 
-import importlib.abc
 import importlib.util
 import sys
 
@@ -22,9 +21,10 @@ def _register_keras_objects():
     import waveunet_tf.layers  # noqa: F401  (heavy: imports Keras and TensorFlow)
 
 
-class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: on the first import of ``keras`` it wraps Keras' own loader so that, once ``keras``
-    has finished loading, our Keras objects register; then it removes itself."""
+class _RegisterWhenKerasLoads:
+    """A meta path finder (duck-typed: importlib.abc costs 30 ms at start-up) that finds nothing itself: on the
+    first import of ``keras`` it wraps Keras' own loader so that, once ``keras`` has finished loading, our Keras
+    objects register; then it removes itself."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "keras":
