@@ -1,5 +1,7 @@
 """Writes checkpoints the way the official TF1 implementation does (graph-mode variables, tf.compat.v1 Saver),
-with shapes derived from the official architecture, for the import tests."""
+with shapes derived from the official architecture, for tests that need one of any size (e.g. the full-size
+official models behind ``official:NAME``). Whether the import is right is checked against checkpoints written by
+the official code itself (``../shared/fixtures/official_tf1``, tests/test_official_import.py)."""
 
 import numpy as np
 
