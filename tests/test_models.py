@@ -164,6 +164,12 @@ def test_fetch_from_zip_and_folder_equal_import_official_and_listed(official, ca
         (n, LAYOUT[n][0], True, str(cache / f"{n}.keras")) for n in ("M4", "M6", "M5-HighSR")]
     assert rows[2]["sample_rate"] == 44100 and rows[1]["sources"] == ["bass", "drums", "other", "vocals"]
 
+    from waveunet_tf.config import reference_facts
+    from waveunet_tf.model_io import load_model
+    model, config = load_model("official:M6")  # the Python API, from the cache (the URL is a closed port)
+    assert (config.name, list(config.sources)) == ("M6", rows[1]["sources"])
+    assert model.count_params() == reference_facts()["M6"]["params"]
+
     for name in ("M6", "M5-HighSR"):
         ref = tmp_path / f"{name}.keras"
         assert main(["import-official", str(official["prefixes"][name]), "--variant", name, "--out", str(ref)]) == 0
