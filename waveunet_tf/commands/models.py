@@ -1,6 +1,10 @@
 import json
 import sys
 
+from waveunet_tf.config import variant_config
+from waveunet_tf.evaluation.table import published
+from waveunet_tf.pretrained import MODELS, PREFIX, archive_url, cached_path, fetch_models, official_dir
+
 HELP = "the official authors' trained models (official:M4, official:M6, official:M5-HighSR): list, fetch"
 DESCRIPTION = HELP + """
 
@@ -17,7 +21,7 @@ unzips to)."""
 
 def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
-    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub = p.add_subparsers(dest="action", metavar="{fetch}", title="actions (none: list the models)")
     f = sub.add_parser("fetch", help="download and import official models into the cache",
                        description="Download (or take from --from) and import official models into the cache; "
                                    "print each cached path.")
@@ -31,8 +35,6 @@ def add_arguments(p):
 def model_rows() -> list[dict]:
     """One row per official model: {"name", "official_folder", "variant", "sample_rate", "sources", "cached",
     "path"} (``path`` None when not cached)."""
-    from waveunet_tf.config import variant_config
-    from waveunet_tf.pretrained import MODELS, cached_path
     rows = []
     for m in MODELS.values():
         cfg = variant_config(m.variant)
@@ -44,8 +46,6 @@ def model_rows() -> list[dict]:
 
 
 def _print_table(rows):
-    from waveunet_tf.evaluation.table import published
-    from waveunet_tf.pretrained import PREFIX, archive_url, official_dir
     scores = published()
     for r in rows:
         sdr = scores.get(r["name"], {}).get("SDR", {})
@@ -58,7 +58,6 @@ def _print_table(rows):
 
 
 def run(args):
-    from waveunet_tf.pretrained import PREFIX, fetch_models
     if args.action == "fetch":
         names = [n[len(PREFIX):] if n.startswith(PREFIX) else n for n in args.names]
         for path in fetch_models(names, source=args.source, force=args.force, progress=not args.quiet):
