@@ -13,7 +13,7 @@ import soundfile as sf
 from data_pipeline import make_synthetic_dataset
 from waveunet_tf import build_model, cli, variant_config
 from waveunet_tf.errors import UserError
-from waveunet_tf.evaluation.evaluate import evaluate_track
+from waveunet_tf.evaluation.evaluate import default_out, evaluate_track
 from waveunet_tf.evaluation.record import claim, read_record
 from waveunet_tf.evaluation.scores import read_track_scores
 
@@ -169,3 +169,11 @@ def test_starting_over_removes_the_old_model_results_before_claiming(tmp_path):
     assert results.is_file() and (scores / "test" / "Song.json").is_file()
     claim(tmp_path, new, [scores, results], force=True)
     assert not scores.exists() and not results.exists() and read_record(tmp_path) == new
+
+
+def test_default_output_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert default_out(run) == run  # a run directory evaluates into itself
+    assert default_out(tmp_path / "m4.keras") == tmp_path / "m4-evaluation"
+    assert default_out("official:M4") == Path("official-M4-evaluation")  # here, not in the model cache

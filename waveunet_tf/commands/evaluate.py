@@ -8,7 +8,8 @@ windows and hops) and aggregate the scores as the paper (pooled frames: median, 
 (median over tracks of per-track medians) did. The mixture is scored too, as every source's estimate: the
 baseline a separator has to beat.
 
-Writes under OUT (default: the run directory; for x.keras, x-evaluation/ beside it):
+Writes under OUT (default: the run directory; for x.keras, x-evaluation/ beside it; for official:NAME,
+official-NAME-evaluation/ here):
   <subset>/<track>/<source>.wav      the estimates (musdb layout)
   scores/<subset>/<track>.json       museval scores per track (baseline/ likewise for the mixture)
   results.json, baseline.json        both aggregates; results.md: the paper's table; sdr.png: box plots
@@ -18,7 +19,8 @@ trained again since) in OUT are refused unless --force, which starts over."""
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, metavar="MODEL", help="a run directory (best.keras) or a .keras file")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="a run directory (best.keras), a .keras file, or official:NAME (see `waveunet models`)")
     p.add_argument("--musdb-root", required=True, metavar="ROOT",
                    help="MUSDB18 root (holding test/ and train/); MUSDB18-HQ with --wav")
     p.add_argument("--wav", action="store_true", help="the root is MUSDB18-HQ (folders of WAV files)")

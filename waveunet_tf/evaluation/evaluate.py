@@ -32,7 +32,7 @@ from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
 from waveunet_tf.fingerprint import model_fingerprint
-from waveunet_tf.model_io import LoadedModel, load_model, resolve_keras_path
+from waveunet_tf.model_io import OFFICIAL_PREFIX, LoadedModel, load_model, resolve_keras_path
 from waveunet_tf.separate import separate_array
 
 
@@ -58,7 +58,11 @@ def check_musdb_root(root, subset: str, wav: bool) -> Path:
 
 
 def default_out(model_path) -> Path:
-    """A run directory evaluates into itself; ``x.keras`` into ``x-evaluation/`` beside it."""
+    """A run directory evaluates into itself; ``x.keras`` into ``x-evaluation/`` beside it; ``official:NAME`` into
+    ``official-NAME-evaluation/`` in the current folder (not beside the cached model)."""
+    text = str(model_path)
+    if text.startswith(OFFICIAL_PREFIX):
+        return Path(f"official-{text[len(OFFICIAL_PREFIX):]}-evaluation")
     p = Path(model_path)
     return p if p.is_dir() else p.with_name(p.stem + "-evaluation")
 
@@ -202,8 +206,9 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
 # --- the whole evaluation ---------------------------------------------------------------------------------
 def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = "test", force: bool = False,
              baseline: bool = True, groups: dict | None = None) -> dict:
-    """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory
-    or ``.keras`` file), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``."""
+    """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory,
+    ``.keras`` file or ``official:NAME``), then aggregate; resumable. Returns :func:`summarize`'s dict plus
+    ``"out"``."""
     import musdb
     from tqdm import tqdm
     root = check_musdb_root(musdb_root, subset, wav)
