@@ -49,12 +49,12 @@ def zip_folder(folder: Path, archive: Path, under: str = "") -> Path:
 
 class ArchiveServer:
     """Serves one file at ``/models.zip`` on 127.0.0.1 in a thread. ``ranges``: answer Range requests with 206
-    (else ignore them, as some servers do); ``cut_after``: on the first request announce the full length but
-    send only that many bytes, then close the connection; ``status``: answer every request with this HTTP error
+    (else ignore them, as some servers do); ``cut_after``: on each of the first ``cuts`` requests announce the
+    full length but send only that many bytes, then close the connection; ``status``: answer every request with this HTTP error
     instead. ``requests`` records (Range header or None, status sent) per request."""
 
-    def __init__(self, path: Path, ranges=True, cut_after=None, status=None):
-        self.path, self.ranges, self.cut_after, self.status = Path(path), ranges, cut_after, status
+    def __init__(self, path: Path, ranges=True, cut_after=None, cuts=1, status=None):
+        self.path, self.ranges, self.cut_after, self.cuts, self.status = Path(path), ranges, cut_after, cuts, status
         self.requests = []
         server = self
 
@@ -86,7 +86,7 @@ class ArchiveServer:
             h.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         h.end_headers()
         send = size - start
-        if self.cut_after is not None and len(self.requests) == 1:
+        if self.cut_after is not None and len(self.requests) <= self.cuts:
             send = self.cut_after
         with open(self.path, "rb") as f:
             f.seek(start)

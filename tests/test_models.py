@@ -17,6 +17,7 @@ from official_archive import LAYOUT, ArchiveServer, write_checkpoints, zip_folde
 
 from waveunet_tf import pretrained
 from waveunet_tf.cli import main
+from waveunet_tf.errors import UserError
 
 FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "official_tf1"
 
@@ -212,6 +213,22 @@ def test_download_without_range_support_restarts_from_zero(official, tmp_path):
     with ArchiveServer(official["zip"], ranges=True) as server:
         pretrained.download(server.url, partial, progress=False)
     assert server.requests == [("bytes=1000-", 206)]
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+
+
+def test_download_interrupted_again_and_again_stops_and_resumes_on_the_next_run(official, tmp_path):
+    partial = tmp_path / ".models.zip.download"
+    cut = 1 << 20
+    with ArchiveServer(official["zip"], cut_after=cut, cuts=3) as server:
+        with pytest.raises(UserError) as failed:
+            pretrained.download(server.url, partial, progress=False)
+    line = str(failed.value)
+    assert line.startswith(f"cannot download the official models from {server.url}: interrupted 3 times")
+    assert f"{3 * cut:,} bytes kept, run again to resume" in line and len(line.splitlines()) == 1
+    assert partial.stat().st_size == 3 * cut
+    with ArchiveServer(official["zip"]) as server:
+        pretrained.download(server.url, partial, progress=False)
+    assert server.requests == [(f"bytes={3 * cut}-", 206)]
     assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
 
 

@@ -282,6 +282,7 @@ def _import_checkpoint_to_cache(model: OfficialModel, prefix: Path, facts: dict)
         with atomic_path(target, suffix=".keras") as tmp:
             keras_model.save(tmp)
     except OSError as e:
+        target.with_suffix(".json").unlink(missing_ok=True)  # no metadata of a model that is not there
         raise _disk_error(e, target.parent) from e
 
 
@@ -303,14 +304,14 @@ def download(url: str, partial: Path, progress: bool = True) -> None:
     few times, resuming each time. Fails with one line; bytes already received stay for the next try, except
     after a full disk or when none arrived."""
     partial.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(_RETRIES):
+    for _ in range(_RETRIES):
         try:
             _download_once(url, partial, progress)
             return
         except _Interrupted as e:
-            reason = e.reason
+            last = e
             if progress:
-                print(f"download interrupted ({reason}); resuming", file=sys.stderr)
+                print(f"download interrupted ({e.reason}); resuming", file=sys.stderr)
         except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
             if partial.exists() and partial.stat().st_size == 0:
                 partial.unlink()
@@ -320,7 +321,8 @@ def download(url: str, partial: Path, progress: bool = True) -> None:
                 partial.unlink(missing_ok=True)
             raise _disk_error(e, partial.parent) from e
     have = partial.stat().st_size if partial.exists() else 0
-    raise _network_error(url, f"interrupted {_RETRIES} times ({reason}; {have:,} bytes kept, run again to resume)")
+    raise _network_error(url, f"interrupted {_RETRIES} times ({last.reason}; {have:,} bytes kept, run again to "
+                              "resume)") from last
 
 
 class _Interrupted(Exception):
