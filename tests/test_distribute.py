@@ -239,3 +239,11 @@ def test_a_dead_worker_makes_the_other_fail_with_a_clear_message(cache, tmp_path
     last = chief_err.read_text().strip().splitlines()[-1]
     assert procs[0].returncode == 1 and waited < 90
     assert last.startswith("waveunet train: error: lost contact with another worker") and "--resume" in last
+
+
+def test_a_setting_tensorflow_refuses_is_reported_not_passed_over():
+    import tensorflow as tf
+    float(tf.constant(1.0) + 1.0)  # TensorFlow runs in this process: thread settings are fixed now
+    notes = []
+    distribute.one_op_at_a_time_on_cpu(tf, notes.append)
+    assert len(notes) == 1 and "TensorFlow already runs in this process" in notes[0], notes

@@ -178,7 +178,9 @@ def _window_problems(cfg: WaveUNetConfig) -> list[str]:
         return [str(e)]
     if length <= MAX_INPUT_LENGTH:
         return []
-    shallower = (types.SimpleNamespace(**{**dataclasses.asdict(cfg), "num_layers": n}) for n in range(1, cfg.num_layers))
+    # plain namespaces: the lengths of shallower networks, without checking them as configs
+    shallower = (types.SimpleNamespace(**{**dataclasses.asdict(cfg), "num_layers": n})
+                 for n in range(1, cfg.num_layers))
     fits = [c.num_layers for c in shallower if shapes.training_lengths(c)[0] <= MAX_INPUT_LENGTH]
     hint = f"num_layers {max(fits)} fits" if fits else "lower requested_output"
     return [f"num_layers={cfg.num_layers} with requested_output={cfg.requested_output} makes a training window "

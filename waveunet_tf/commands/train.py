@@ -47,8 +47,8 @@ def add_arguments(p):
                    help="mixed_float16 with loss scaling (GPUs only; refused on a machine without a GPU)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start over, deleting the run files already in --run-dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (in a terminal) or progress lines (elsewhere): "
-                   "only a line per epoch")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (in a terminal) or progress lines (elsewhere): only a line per epoch")
 
 
 def run(args):
