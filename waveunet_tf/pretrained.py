@@ -262,7 +262,11 @@ def _import_from_zip(model: OfficialModel, archive: Path, prefix: str, facts: di
                 if member == prefix + ".index" or member.startswith(prefix + ".data-"):
                     with z.open(member) as src, open(tmp / PurePosixPath(member).name, "wb") as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
-        _import_checkpoint_to_cache(model, tmp / PurePosixPath(prefix).name, facts)
+        extracted = tmp / PurePosixPath(prefix).name
+        try:
+            _import_checkpoint_to_cache(model, extracted, facts)
+        except UserError as e:  # name the checkpoint in the archive, not the temporary copy
+            raise UserError(str(e).replace(str(extracted), f"{facts['source']}:{prefix}")) from e
     except OSError as e:
         raise _disk_error(e, official_dir()) from e
     finally:
