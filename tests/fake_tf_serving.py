@@ -200,7 +200,8 @@ class FakeTFServing:
         if not isinstance(versions, dict):
             versions = {int(Path(versions).name): versions}
         self.name, self.labels = name, dict(labels or {})
-        self._servables = {int(v): _Servable(path) for v, path in versions.items()}
+        self._paths = {int(v): path for v, path in versions.items()}
+        self._servables = {}  # loaded on first use: a server that only refuses never loads its model
         self.unavailable_left = unavailable_first
         self.requests = []
         self._lock = threading.Lock()
@@ -244,10 +245,13 @@ class FakeTFServing:
             if label not in self.labels:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
             version = self.labels[label]
-        if name != self.name or (version is not None and version not in self._servables):
+        if name != self.name or (version is not None and version not in self._paths):
             what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {what}")
-        version = max(self._servables) if version is None else version
+        version = max(self._paths) if version is None else version
+        with self._lock:
+            if version not in self._servables:
+                self._servables[version] = _Servable(self._paths[version])
         return version, self._servables[version]
 
     def log(self, api, version, signature, inputs):
