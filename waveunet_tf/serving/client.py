@@ -93,7 +93,8 @@ class RestServer:
             message = _error_message(e)
             if e.code == 503:
                 raise Transient(f"HTTP 503: {message}") from e
-            raise UserError(f"{self.where} answered HTTP {e.code} for {_describe(self)}: {message}") from e
+            hint = " (the server's --rest_api_timeout_in_ms: try a smaller --chunk-seconds)" if e.code == 504 else ""
+            raise UserError(f"{self.where} answered HTTP {e.code} for {_describe(self)}: {message}{hint}") from e
         except TimeoutError as e:
             raise UserError(f"{self.where} did not answer within {self.timeout:g} s (--timeout)") from e
         except urllib.error.URLError as e:
