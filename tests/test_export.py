@@ -15,6 +15,7 @@ import pytest
 from test_separate import noise, tiny_model
 
 from waveunet_tf.cli import main
+from waveunet_tf.files import current_umask
 from waveunet_tf.model_io import LoadedModel, read_facts
 from waveunet_tf.separate import separate_array
 
@@ -70,7 +71,7 @@ def test_export_layout_and_refusals(exported, tmp_path, capsys):
     assert facts["sample_rate"] == 22050 and facts["sources"] == ["accompaniment", "vocals"]
     assert facts["piece_multiple"] == 2**4  # num_layers=4
     assert (version_dir.parent / "batching_parameters.txt").is_file()
-    assert oct(version_dir.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # readable by a server's user
+    assert oct(version_dir.stat().st_mode & 0o777) == oct(0o777 & ~current_umask())  # readable by a server's user
     keras_file = version_dir.parent.parent.parent / "tiny.keras"
     before = (version_dir / "saved_model.pb").read_bytes()
     for out, code, message in ((version_dir, 1, "exists; pass --force"),
@@ -85,12 +86,6 @@ def test_export_layout_and_refusals(exported, tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "m" / "1")]) == 1
     assert "is not a model" in capsys.readouterr().err
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def test_graph_holds_only_core_tensorflow_ops(exported, tmp_path):
