@@ -49,9 +49,7 @@ def connect(args):
 
 
 def run(args):
-    pieces.check_chunk_seconds(args.chunk_seconds)
-    client.check_concurrency(args.concurrency)
-    server = connect(args)
+    server = connect(args)  # no request yet: client_files checks its arguments before the first
     for folder in client.client_files(args.audio, args.out, server, args.chunk_seconds, args.force,
                                       args.concurrency):
         print(folder)
