@@ -17,7 +17,7 @@ from official_archive import LAYOUT, ArchiveServer, write_checkpoints, zip_folde
 
 from waveunet_tf import pretrained
 from waveunet_tf.cli import main
-from waveunet_tf.errors import UserError
+from waveunet_tf.download import download
 
 FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "official_tf1"
 
@@ -34,6 +34,14 @@ def official(tmp_path_factory):
     archive = zip_folder(folder, root / "models.zip")
     return {"zip": archive, "folder": folder, "prefixes": prefixes,
             "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+
+
+@pytest.fixture(scope="session")
+def blob(tmp_path_factory):
+    """4 MB of random bytes, for the tests of downloading alone."""
+    path = tmp_path_factory.mktemp("blob") / "models.zip"
+    path.write_bytes(np.random.default_rng(3).bytes(4 << 20))
+    return {"path": path, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 @pytest.fixture
@@ -199,37 +207,39 @@ def test_interrupted_download_resumes_with_range(official, cache, monkeypatch, c
     assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
 
 
-def test_download_without_range_support_restarts_from_zero(official, tmp_path):
+def test_download_without_range_support_restarts_from_zero(blob, tmp_path):
     """A server that ignores Range sends the whole file again: the partial file restarts, it is not appended to.
     Also the leftover of a killed process (bytes already in the partial file) is resumed or restarted alike."""
     partial = tmp_path / ".models.zip.download"
-    cut = official["zip"].stat().st_size // 2
-    with ArchiveServer(official["zip"], ranges=False, cut_after=cut) as server:
-        pretrained.download(server.url, partial, progress=False)
+    cut = blob["path"].stat().st_size // 2
+    with ArchiveServer(blob["path"], ranges=False, cut_after=cut) as server:
+        download(server.url, partial, progress=False)
     assert server.requests == [(None, 200), (f"bytes={cut}-", 200)]
-    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == blob["sha256"]
 
-    partial.write_bytes(official["zip"].read_bytes()[:1000])  # a killed download's leftover
-    with ArchiveServer(official["zip"], ranges=True) as server:
-        pretrained.download(server.url, partial, progress=False)
+    partial.write_bytes(blob["path"].read_bytes()[:1000])  # a killed download's leftover
+    with ArchiveServer(blob["path"], ranges=True) as server:
+        download(server.url, partial, progress=False)
     assert server.requests == [("bytes=1000-", 206)]
-    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == blob["sha256"]
 
 
-def test_download_interrupted_again_and_again_stops_and_resumes_on_the_next_run(official, tmp_path):
-    partial = tmp_path / ".models.zip.download"
+@pytest.mark.slow
+def test_download_interrupted_again_and_again_stops_and_the_next_run_resumes(official, cache, monkeypatch, capsys):
     cut = 1 << 20
     with ArchiveServer(official["zip"], cut_after=cut, cuts=3) as server:
-        with pytest.raises(UserError) as failed:
-            pretrained.download(server.url, partial, progress=False)
-    line = str(failed.value)
-    assert line.startswith(f"cannot download the official models from {server.url}: interrupted 3 times")
-    assert f"{3 * cut:,} bytes kept, run again to resume" in line and len(line.splitlines()) == 1
-    assert partial.stat().st_size == 3 * cut
-    with ArchiveServer(official["zip"]) as server:
-        pretrained.download(server.url, partial, progress=False)
-    assert server.requests == [(f"bytes={3 * cut}-", 206)]
-    assert hashlib.sha256(partial.read_bytes()).hexdigest() == official["sha256"]
+        monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
+        line = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
+        assert line.endswith(f"cannot download the official models from {server.url}: interrupted 3 times "
+                             f"({3 * cut:,} of {official['zip'].stat().st_size:,} bytes received; {3 * cut:,} "
+                             "bytes kept, run again to resume); set WAVEUNET_OFFICIAL_URL to a mirror, or "
+                             "download the archive by hand and run `waveunet models fetch NAME --from models.zip`")
+        assert cache_files(cache) == [".models.zip.download"] and (cache / ".models.zip.download").stat().st_size \
+            == 3 * cut
+        assert main(["models", "fetch", "M4", "--quiet"]) == 0
+    assert [r for r, _ in server.requests] == [None, f"bytes={cut}-", f"bytes={2 * cut}-", f"bytes={3 * cut}-"]
+    assert hashlib.sha256((cache / "models.zip").read_bytes()).hexdigest() == official["sha256"]
+    assert cache_files(cache) == ["M4.json", "M4.keras", "models.zip"]
 
 
 # ---- failures: one line each, nothing half-written in the cache -------------------------------------------------
@@ -314,9 +324,9 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_full_disk_during_download(official, small_disk, monkeypatch, capsys):
+def test_full_disk_during_download(blob, small_disk, monkeypatch, capsys):
     monkeypatch.setenv("WAVEUNET_CACHE", str(small_disk))
-    with ArchiveServer(official["zip"]) as server:
+    with ArchiveServer(blob["path"]) as server:
         monkeypatch.setenv("WAVEUNET_OFFICIAL_URL", server.url)
         err = one_line_error(capsys, ["models", "fetch", "M4", "--quiet"])
     assert f"the disk holding {small_disk / 'official'} is full" in err and "WAVEUNET_CACHE" in err

@@ -25,21 +25,19 @@ import contextlib
 import datetime
 import errno
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from waveunet_tf import __version__
 from waveunet_tf.config import variant_config
+from waveunet_tf.download import DownloadFailed, download
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.files import (Locked, atomic_path, atomic_write_text, process_lock, remove_partials,
                                temporary_dir_beside)
@@ -51,8 +49,6 @@ CACHE_ENV = "WAVEUNET_CACHE"
 ARCHIVE = "models.zip"
 PREFIX = "official:"
 _CHUNK = 1 << 20
-_RETRIES = 3  # attempts per download, each resuming where the last one stopped
-_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -168,7 +164,12 @@ def _cached_archive(progress: bool) -> tuple[Path, bool]:
     if archive.is_file():
         return archive, False
     partial = official_dir() / f".{ARCHIVE}.download"  # not a files.PARTIAL name: kept to be resumed
-    download(archive_url(), partial, progress=progress)
+    try:
+        download(archive_url(), partial, progress=progress, desc="official models")
+    except DownloadFailed as e:
+        raise _network_error(archive_url(), e.reason) from e
+    except OSError as e:
+        raise _disk_error(e, official_dir()) from e
     try:
         _check_zip(partial, archive_url())
     except UserError:
@@ -300,99 +301,3 @@ def _disk_error(e: OSError, folder: Path) -> UserError:
 def _network_error(url: str, reason) -> UserError:
     return UserError(f"cannot download the official models from {url}: {reason}; set {URL_ENV} to a mirror, or "
                      "download the archive by hand and run `waveunet models fetch NAME --from models.zip`")
-
-
-def download(url: str, partial: Path, progress: bool = True) -> None:
-    """Download ``url`` into ``partial``, resuming the bytes already there with an HTTP Range request (a server
-    that ignores Range sends everything again, and the file restarts from zero); an interruption is retried a
-    few times, resuming each time. Fails with one line; bytes already received stay for the next try, except
-    after a full disk or when none arrived."""
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(_RETRIES):
-        try:
-            _download_once(url, partial, progress)
-            return
-        except _Interrupted as e:
-            last = e
-            if progress:
-                print(f"download interrupted ({e.reason}); resuming", file=sys.stderr)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
-            if partial.exists() and partial.stat().st_size == 0:
-                partial.unlink()
-            raise _network_error(url, _reason(e)) from e
-        except OSError as e:  # writing the file
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                partial.unlink(missing_ok=True)
-            raise _disk_error(e, partial.parent) from e
-    have = partial.stat().st_size if partial.exists() else 0
-    raise _network_error(url, f"interrupted {_RETRIES} times ({last.reason}; {have:,} bytes kept, run again to "
-                              "resume)") from last
-
-
-class _Interrupted(Exception):
-    """The connection ended before the announced length."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _reason(e) -> str:
-    if isinstance(e, urllib.error.HTTPError):
-        return f"HTTP {e.code} {e.reason}"
-    if isinstance(e, urllib.error.URLError):
-        return first_line(e.reason)
-    return first_line(e)
-
-
-def _download_once(url: str, partial: Path, progress: bool) -> None:
-    have = partial.stat().st_size if partial.exists() else 0
-    headers = {"User-Agent": f"waveunet-tf/{__version__}"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=_TIMEOUT_S)
-    except urllib.error.HTTPError as e:
-        if e.code != 416 or not have:
-            raise
-        return  # Range Not Satisfiable: we already have every byte
-    with response:
-        resumed = response.status == 206
-        if resumed and _range_start(response) != have:
-            partial.unlink()
-            raise _Interrupted(f"the server resumed at byte {_range_start(response)}, not {have}; restarting")
-        start = have if resumed else 0
-        length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
-        bar = _bar(total, start, progress)
-        received = start
-        try:
-            with open(partial, "r+b" if resumed else "wb") as f:
-                f.seek(start)
-                f.truncate()
-                for chunk in iter(lambda: _read(response), b""):
-                    f.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        finally:
-            bar.close()
-    if total is not None and received < total:
-        raise _Interrupted(f"{received:,} of {total:,} bytes received")
-
-
-def _read(response) -> bytes:
-    try:
-        return response.read(_CHUNK)
-    except (ConnectionError, TimeoutError, http.client.HTTPException) as e:
-        raise _Interrupted(first_line(e)) from e
-
-
-def _range_start(response) -> int | None:
-    m = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-    return int(m.group(1)) if m else None
-
-
-def _bar(total, initial, progress):
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc="official models", disable=not progress, file=sys.stderr)
