@@ -15,6 +15,11 @@ server_core.cc, and the REST API guide):
   ``Session::Run`` on the signature's tensors through TensorFlow's C API, without Python's shape checks, so a wrong
   input reaches the graph; the input dtype is checked against the signature as the server does.
 
+With ``batching=N`` it joins concurrent requests as TF Serving's ``--enable_batching`` does (BatchingSession,
+batching_session.cc): requests to one signature arriving within a few milliseconds, at most N, are concatenated
+along dimension 0 (other dimensions must be equal: padding off), run once, and every output is split back along
+dimension 0 (an output without that dimension, or with another size, fails the batch: FAILED_PRECONDITION).
+
 For the client's failure handling it can reset the first ``refuse_first`` connections of each API at once (what a
 client sees of a server going down or restarting), answer the first ``unavailable_first`` requests UNAVAILABLE
 (HTTP 503), or never answer (``silent``: connections are accepted and left unanswered). It stops itself after
@@ -25,9 +30,8 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import struct
 import threading
+import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +42,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.python.client import pywrap_tf_session
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from fake_connections import TcpFront
 
 MAX_MESSAGE = 2**31 - 1  # as tensorflow_model_server (SetMaxMessageSize(kint32max)): no practical limit
 PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:"
@@ -114,7 +120,8 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             self.server.log("grpc", version, request.model_spec.signature_name, inputs)
-            outputs = servable.run(request.model_spec.signature_name, inputs, tuple(request.output_filter))
+            outputs = self.server.run(version, servable, request.model_spec.signature_name, inputs,
+                                      tuple(request.output_filter))
         except ServingError as e:
             context.abort(e.code, str(e))
         response = predict_pb2.PredictResponse()
@@ -136,57 +143,6 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-class _Front:
-    """A TCP front for one API port: resets the first ``refuse`` connections, holds every connection unanswered
-    when ``silent``, and otherwise relays bytes both ways to the real port."""
-
-    def __init__(self, backend_port: int, refuse=0, silent=False):
-        self.backend_port, self.refuse, self.silent = backend_port, refuse, silent
-        self.refused, self.held = 0, []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            if self.refused < self.refuse:
-                self.refused += 1
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
-                conn.close()
-            elif self.silent:
-                self.held.append(conn)
-            else:
-                up = socket.create_connection(("127.0.0.1", self.backend_port))
-                for a, b in ((conn, up), (up, conn)):
-                    threading.Thread(target=_pump, args=(a, b), daemon=True).start()
-
-    def stop(self):
-        self._stop.set()
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
-def _pump(src, dst):
-    try:
-        while data := src.recv(1 << 16):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 class FakeTFServing:
     """Serve SavedModel versions as model ``name`` over REST and gRPC.
 
@@ -196,13 +152,14 @@ class FakeTFServing:
     """
 
     def __init__(self, versions, name="waveunet", labels=None, lifetime=300.0, refuse_first=0,
-                 unavailable_first=0, silent=False, rest_port=0, grpc_port=0):
+                 unavailable_first=0, silent=False, rest_port=0, grpc_port=0, batching=0):
         if not isinstance(versions, dict):
             versions = {int(Path(versions).name): versions}
         self.name, self.labels = name, dict(labels or {})
         self._paths = {int(v): path for v, path in versions.items()}
         self._servables = {}  # loaded on first use: a server that only refuses never loads its model
         self.unavailable_left = unavailable_first
+        self.batching, self._batchers, self.batch_sizes = batching, {}, []
         self.requests = []
         self._lock = threading.Lock()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[
@@ -214,7 +171,7 @@ class FakeTFServing:
         self.rest_port = self._http.server_address[1]
         self.fronts = []
         if refuse_first or silent:
-            self.fronts = [_Front(self.rest_port, refuse_first, silent), _Front(self.grpc_port, refuse_first, silent)]
+            self.fronts = [TcpFront(self.rest_port, refuse_first, silent), TcpFront(self.grpc_port, refuse_first, silent)]
             self.rest_port, self.grpc_port = self.fronts[0].port, self.fronts[1].port
         self._timer = threading.Timer(lifetime, self.stop)
         self._timer.daemon = True
@@ -254,6 +211,15 @@ class FakeTFServing:
                 self._servables[version] = _Servable(self._paths[version])
         return version, self._servables[version]
 
+    def run(self, version, servable, signature, inputs, output_filter=()) -> dict:
+        """One request's outputs: run alone, or in a batch with others (``batching``)."""
+        if not self.batching or output_filter:
+            return servable.run(signature, inputs, output_filter)
+        with self._lock:
+            batcher = self._batchers.setdefault((version, signature or "serving_default"),
+                                                _Batcher(servable, signature, self.batching, self.batch_sizes))
+        return batcher.submit(inputs)
+
     def log(self, api, version, signature, inputs):
         with self._lock:
             self.requests.append((api, version, signature or "serving_default",
@@ -280,6 +246,60 @@ class FakeTFServing:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _Batcher:
+    """BatchingSession for one signature: the first request of a batch waits ``timeout`` s for others, then runs
+    them, at most ``max_batch`` at a time, and hands each its share of the outputs."""
+
+    def __init__(self, servable, signature, max_batch, sizes, timeout=0.05):
+        self.servable, self.signature, self.max_batch, self.sizes, self.timeout = \
+            servable, signature, max_batch, sizes, timeout
+        self.lock, self.queue, self.leading = threading.Lock(), [], False
+
+    def submit(self, inputs) -> dict:
+        task = {"inputs": inputs, "done": threading.Event()}
+        with self.lock:
+            self.queue.append(task)
+            lead, self.leading = not self.leading, True
+        if lead:
+            time.sleep(self.timeout)
+            while True:
+                with self.lock:
+                    batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
+                    if not batch:
+                        self.leading = False
+                        break
+                self._run(batch)
+        task["done"].wait()
+        if "error" in task:
+            raise task["error"]
+        return task["outputs"]
+
+    def _run(self, batch):
+        try:
+            sizes = [t["inputs"][next(iter(t["inputs"]))].shape[0] for t in batch]
+            merged = {}
+            for key in batch[0]["inputs"]:
+                parts = [t["inputs"][key] for t in batch]
+                if any(p.ndim == 0 or p.shape[1:] != parts[0].shape[1:] for p in parts):
+                    raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f"Tensors with name '{key}' from "
+                                       "different tasks have different shapes and padding is turned off.")
+                merged[key] = np.concatenate(parts)
+            outputs = self.servable.run(self.signature, merged)
+            for v in outputs.values():
+                if v.ndim == 0 or v.shape[0] != sum(sizes):
+                    raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, "Batched output tensor's 0th dimension "
+                                       "does not equal the sum of the 0th dimension sizes of the input tensors")
+            self.sizes.append(len(batch))
+            ends = np.cumsum(sizes)
+            for t, start, end in zip(batch, ends - sizes, ends):
+                t["outputs"] = {k: v[start:end] for k, v in outputs.items()}
+        except ServingError as e:
+            for t in batch:
+                t["error"] = e
+        for t in batch:
+            t["done"].set()
 
 
 def _json_value(v: np.ndarray):
@@ -359,32 +379,10 @@ def _rest_handler(server: FakeTFServing):
                 version, servable = server.servable(name, int(version) if version else None, label)
                 signature, inputs = _predict_inputs(servable, body)
                 server.log("rest", version, signature, inputs)
-                outputs = {k: _json_value(np.asarray(v)) for k, v in servable.run(signature, inputs).items()}
+                outputs = server.run(version, servable, signature, inputs)
+                outputs = {k: _json_value(np.asarray(v)) for k, v in outputs.items()}
                 return 200, {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))}
             self._answer(handle)
 
     return Handler
 
-
-def main(argv=None):
-    """``python tests/fake_tf_serving.py DIR/VERSION [--name NAME] [--rest-port P] [--grpc-port P]``: serve until
-    interrupted (for `waveunet bench client` on a machine without tensorflow_model_server)."""
-    import argparse
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("version_dir", nargs="+", help="SavedModel version folders (DIR/VERSION) of one model")
-    p.add_argument("--name", default="waveunet")
-    p.add_argument("--rest-port", type=int, default=0)
-    p.add_argument("--grpc-port", type=int, default=0)
-    args = p.parse_args(argv)
-    server = FakeTFServing({int(Path(d).name): d for d in args.version_dir}, args.name, lifetime=10**9,
-                           rest_port=args.rest_port, grpc_port=args.grpc_port)
-    with server:
-        print(f"serving {args.name} on {server.rest_url} and {server.grpc_target} (Ctrl-C stops)", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
-
-
-if __name__ == "__main__":
-    main()

@@ -103,6 +103,19 @@ def test_client_joins_equal_pieces_into_the_whole_song(models, served, api, tmp_
             np.testing.assert_array_equal(one[s][0], three[s][0])
 
 
+def test_client_through_tf_servings_batching(models, tmp_path, capsys):
+    """With --enable_batching TF Serving joins concurrent requests along dimension 0 and splits every output back
+    (the test server follows batching_session.cc): the client's equal pieces, two in flight, join into batches of
+    two and give the same stems, and model_info answers with the batch dimension batching needs."""
+    model, cfg, version_dir = models[1]
+    songs = _songs(tmp_path, cfg)
+    with FakeTFServing(version_dir, "wun", lifetime=120, batching=2) as server:
+        assert _run_client(tmp_path, ["--grpc", server.grpc_target], "--concurrency", "2") == 0, \
+            capsys.readouterr().err
+        assert max(server.batch_sizes) == 2
+    _check_stems(tmp_path, songs, model, cfg)
+
+
 @pytest.mark.parametrize("api", ["rest", "grpc"])
 def test_version_numbers_and_labels_reach_their_version(models, served, api, tmp_path, capsys):
     """TF Serving's model_spec: a version number, a label (stable -> 1, canary -> 2), or the latest (2). Each run's
