@@ -129,7 +129,11 @@ def process_lock(lock_file, what: str):
 
 
 def temporary_dir_beside(path) -> Path:
-    """A new hidden folder beside ``path`` named as a partial write (removed by :func:`remove_partials`)."""
+    """A new hidden folder beside ``path`` named as a partial write (removed by :func:`remove_partials`), with
+    the mode ``mkdir`` gives under the umask (``mkdtemp`` alone makes it 0700, unreadable to a server running
+    as another user once renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PARTIAL, dir=path.parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PARTIAL, dir=path.parent))
+    folder.chmod(0o777 & ~current_umask())
+    return folder

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from waveunet_tf import shapes
 from waveunet_tf.errors import UsageError, UserError
-from waveunet_tf.files import (PARTIAL, atomic_write_text, current_umask, partial_name, process_lock,
+from waveunet_tf.files import (PARTIAL, atomic_write_text, partial_name, process_lock,
                                temporary_dir_beside)
 from waveunet_tf.serving import production
 
@@ -197,7 +197,6 @@ def export_saved_model(model, cfg, out, force=False, warmup=True) -> Path:
         check_version_dir(out, force)  # again, now that no other export of this version runs
         tmp = temporary_dir_beside(out)
         try:
-            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from a server user
             _write_version(model, cfg, tmp, warmup)
             _put_in_place(tmp, out)
         finally:
