@@ -125,10 +125,12 @@ PACKAGE_FIRST = ("import waveunet_tf\n"
 
 def load_in_fresh_processes(expected: dict):
     """``expected``: {.keras path: (input [B, T, C], {source: output})}. Loads each file with plain
-    keras.models.load_model in two fresh processes (the package imported before and after keras)."""
+    keras.models.load_model in fresh processes (the package imported before and after keras, and before
+    tensorflow)."""
     for path, (x, _) in expected.items():
         np.save(f"{path}.in.npy", x)
-    for imports in (PACKAGE_FIRST, "import keras\nimport waveunet_tf"):
+    for imports in (PACKAGE_FIRST, "import keras\nimport waveunet_tf",
+                    "import waveunet_tf\nimport tensorflow\nimport keras"):  # TF looks Keras up before loading it
         res = subprocess.run([sys.executable, "-c", LOAD_SCRIPT.format(imports=imports), *map(str, expected)],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]

@@ -30,11 +30,16 @@ class _RegisterWhenKerasLoads:
         if fullname != "keras":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:  # stay until Keras really loads: TensorFlow's import only looks Keras up first
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
             load = spec.loader.exec_module
 
             def load_then_register(module):
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 load(module)
                 _register_keras_objects()
 
