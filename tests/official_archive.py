@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -50,11 +51,13 @@ def zip_folder(folder: Path, archive: Path, under: str = "") -> Path:
 class ArchiveServer:
     """Serves one file at ``/models.zip`` on 127.0.0.1 in a thread. ``ranges``: answer Range requests with 206
     (else ignore them, as some servers do); ``cut_after``: on each of the first ``cuts`` requests announce the
-    full length but send only that many bytes, then close the connection; ``status``: answer every request with this HTTP error
-    instead. ``requests`` records (Range header or None, status sent) per request."""
+    full length but send only that many bytes, then close the connection; ``status``: answer every request with
+    this HTTP error instead; ``pace``: seconds to wait after each MiB sent (a slow link). ``requests`` records
+    (Range header or None, status sent) per request."""
 
-    def __init__(self, path: Path, ranges=True, cut_after=None, cuts=1, status=None):
+    def __init__(self, path: Path, ranges=True, cut_after=None, cuts=1, status=None, pace=0.0):
         self.path, self.ranges, self.cut_after, self.cuts, self.status = Path(path), ranges, cut_after, cuts, status
+        self.pace = pace
         self.requests = []
         server = self
 
@@ -97,6 +100,7 @@ class ArchiveServer:
                 except (BrokenPipeError, ConnectionResetError):
                     break  # the client gave up (e.g. its disk is full): not the server's failure
                 send -= len(chunk)
+                time.sleep(self.pace)
         h.close_connection = True
 
     def stop(self):
