@@ -155,17 +155,25 @@ def test_separate_official_m4_downloads_imports_caches_then_works_offline(offici
 
 @pytest.mark.slow
 def test_fetch_from_zip_and_folder_equal_import_official_and_listed(official, cache, tmp_path, capsys):
-    """`models fetch --from` on the zip and on an unzipped folder (the model folders two levels down); each
-    cached model computes what `import-official` of the same checkpoint computes; `models --json` lists them."""
+    """`models fetch --from` on the zip, on an unzipped folder (the model folders two levels down) and on one
+    model's own folder; each cached model computes what `import-official` of the same checkpoint computes;
+    `models --json` lists them."""
     import keras
 
-    assert main(["models", "fetch", "M6", "--from", str(official["folder"].parent), "--quiet"]) == 0
-    assert main(["models", "fetch", "official:M5-HighSR", "M4", "--from", str(official["zip"]), "--quiet"]) == 0
+    assert main(["models", "fetch", "M6", "--from", str(official["folder"] / "full_multi_instrument"),
+                 "--quiet"]) == 0
+    assert main(["models", "fetch", "official:M5-HighSR", "--from", str(official["zip"]), "--quiet"]) == 0
+    assert main(["models", "fetch", "m4", "--from", str(official["folder"].parent), "--quiet"]) == 0
     printed = capsys.readouterr().out.split()
     assert printed == [str(cache / f"{n}.keras") for n in ("M6", "M5-HighSR", "M4")]
     assert cache_files(cache) == sorted(f"{n}.{e}" for n in LAYOUT for e in ("json", "keras"))  # no zip copied
-    assert json.loads((cache / "M6.json").read_text())["archive_sha256"] is None
-    assert json.loads((cache / "M4.json").read_text())["archive_sha256"] == official["sha256"]
+    meta = {n: json.loads((cache / f"{n}.json").read_text()) for n in LAYOUT}
+    assert (meta["M6"]["checkpoint"], meta["M6"]["archive_sha256"]) == (
+        "full_multi_instrument/full_multi_instrument-134067", None)
+    assert (meta["M4"]["checkpoint"], meta["M4"]["source"]) == (
+        "downloads/checkpoints/baseline_stereo/812340-90000", str(official["folder"].parent))
+    assert (meta["M5-HighSR"]["archive_sha256"], meta["M5-HighSR"]["source"]) == (official["sha256"],
+                                                                                   str(official["zip"]))
 
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

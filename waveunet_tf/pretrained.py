@@ -125,7 +125,7 @@ def fetch_models(names, source=None, force: bool = False, progress: bool = True)
         remove_partials(official_dir(), recursive=False)  # what a killed fetch left (we hold the lock)
         wanted = [m for m in models if force or not cached_path(m.name)]
         if wanted and source is not None:
-            _import_all(wanted, Path(source), str(source), False, progress)
+            _import_all(wanted, Path(source), str(Path(source).resolve()), False, progress)
         elif wanted:
             archive, fresh = _cached_archive(progress)
             _import_all(wanted, archive, archive_url() if fresh else str(archive), True, progress)
