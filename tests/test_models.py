@@ -367,6 +367,7 @@ def test_models_lists_the_published_scores_and_the_cache(cache, capsys):
     """The table's SDR medians are the published ones (PRODUCT.md: M5-HighSR vocals 4.95, M6 drums 4.15)."""
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "official:M5-HighSR  (full_44KHz: 44100 Hz, accompaniment + vocals)" in out
+    assert "official:M5-HighSR  (variant M5-HighSR, official folder full_44KHz: 44100 Hz, accompaniment + vocals)" \
+        in out
     assert "vocals 4.95" in out and "drums 4.15" in out
     assert out.count("not cached: fetched on first use") == 3 and str(cache) in out

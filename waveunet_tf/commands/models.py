@@ -50,8 +50,8 @@ def _print_table(rows):
     for r in rows:
         sdr = scores.get(r["name"], {}).get("SDR", {})
         medians = ", ".join(f"{s} {v['median']:.2f}" for s, v in sdr.items())
-        print(f"{PREFIX}{r['name']}  ({r['official_folder']}: {r['sample_rate']} Hz, "
-              f"{' + '.join(r['sources'])})")
+        print(f"{PREFIX}{r['name']}  (variant {r['variant']}, official folder {r['official_folder']}: "
+              f"{r['sample_rate']} Hz, {' + '.join(r['sources'])})")
         print(f"    published SDR median (dB): {medians}")
         print(f"    {'cached: ' + r['path'] if r['cached'] else 'not cached: fetched on first use'}")
     print(f"\ncache: {official_dir()}\narchive: {archive_url()}")
