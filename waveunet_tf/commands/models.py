@@ -3,7 +3,7 @@ import sys
 
 from waveunet_tf.config import variant_config
 from waveunet_tf.evaluation.table import published
-from waveunet_tf.pretrained import MODELS, PREFIX, archive_url, cached_path, fetch_models, official_dir
+from waveunet_tf.pretrained import ARCHIVE, MODELS, PREFIX, archive_url, cached_path, fetch_models, official_dir
 
 HELP = "the official authors' trained models (official:M4, official:M6, official:M5-HighSR): list, fetch"
 DESCRIPTION = HELP + """
@@ -55,6 +55,10 @@ def _print_table(rows):
         print(f"    published SDR median (dB): {medians}")
         print(f"    {'cached: ' + r['path'] if r['cached'] else 'not cached: fetched on first use'}")
     print(f"\ncache: {official_dir()}\narchive: {archive_url()}")
+    kept = official_dir() / ARCHIVE
+    if kept.is_file():
+        print(f"downloaded archive kept in the cache: {kept} ({kept.stat().st_size / 1e6:.0f} MB; delete it once "
+              "you have the models you want)")
 
 
 def run(args):
