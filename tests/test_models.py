@@ -175,6 +175,13 @@ def test_fetch_from_zip_and_folder_equal_import_official_and_listed(official, ca
     assert (meta["M5-HighSR"]["archive_sha256"], meta["M5-HighSR"]["source"]) == (official["sha256"],
                                                                                    str(official["zip"]))
 
+    again = ["models", "fetch", "M4", "--from", str(official["zip"])]
+    assert main(again) == 0 and "already cached, not imported again" in capsys.readouterr().err
+    assert json.loads((cache / "M4.json").read_text()) == meta["M4"]
+    assert main(again + ["--force", "--quiet"]) == 0
+    assert json.loads((cache / "M4.json").read_text())["source"] == str(official["zip"])
+    capsys.readouterr()
+
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["official_folder"], r["cached"], r["path"]) for r in rows] == [

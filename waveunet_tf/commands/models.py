@@ -64,6 +64,10 @@ def _print_table(rows):
 def run(args):
     if args.action == "fetch":
         names = [n[len(PREFIX):] if n.startswith(PREFIX) else n for n in args.names]
+        cached = [n for n in names if cached_path(n)]
+        if cached and args.source and not args.force and not args.quiet:
+            print(f"already cached, not imported again from {args.source}: {', '.join(cached)} (--force to "
+                  "import again)", file=sys.stderr)
         for path in fetch_models(names, source=args.source, force=args.force, progress=not args.quiet):
             print(path)
         return 0
