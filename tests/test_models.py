@@ -36,6 +36,13 @@ def official(tmp_path_factory):
             "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
 
 
+@pytest.fixture(autouse=True)
+def local_server_without_proxy(monkeypatch):
+    """urllib honours http_proxy: the local test server must be reached directly."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
 @pytest.fixture(scope="session")
 def blob(tmp_path_factory):
     """4 MB of random bytes, for the tests of downloading alone."""
