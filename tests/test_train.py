@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +65,46 @@ def test_bad_input_gets_one_clear_line(cache, tmp_path, capsys):
     (run / "config.json").write_text("{}")
     fails([*TINY, "--cache", cache, "--run-dir", run], "--resume", 2)
     assert (run / "config.json").read_text() == "{}"  # nothing overwritten
+
+
+def test_the_progress_bar_only_in_a_terminal(monkeypatch):
+    import fcntl
+    import io
+    import struct
+    import termios
+
+    from waveunet_tf.training.loop import Progress
+
+    def epoch(stderr):
+        monkeypatch.setattr(sys, "stderr", stderr)
+        lines = []
+        progress = Progress(True, lines.append, 100, 0, "epoch 1 (stage 1)")
+        for step in range(1, 101):
+            progress.update(step, 0.25)
+        progress.close()
+        return lines
+
+    log = io.StringIO()
+    assert epoch(log) == [f"epoch 1 (stage 1): step {n}/100, loss 0.25000" for n in (25, 50, 75)]
+    assert log.getvalue() == ""  # the lines go through the run's log, once each
+    master, replica = os.openpty()
+    fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(iter(lambda: _read(master), b"")))
+    reader.start()  # a terminal's buffer is small: read while the bar is drawn
+    with os.fdopen(replica, "w") as tty:
+        assert epoch(tty) == []
+    reader.join(timeout=10)
+    os.close(master)
+    drawn = b"".join(received).decode()
+    assert "epoch 1 (stage 1)" in drawn and "100/100" in drawn and "\r" in drawn  # tqdm redraws in place
+
+
+def _read(fd):
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the terminal was closed
+        return b""
 
 
 def write_model_only_checkpoint(run_dir):
