@@ -221,8 +221,8 @@ class Loop:
     """Runs the protocol (:mod:`~waveunet_tf.training.protocol`) with a :class:`Trainer`, writing checkpoints
     (``ckpts``) and the run dir's files (``files``; a worker's twin writes nothing)."""
 
-    def __init__(self, trainer: Trainer, files, ckpts, data, *, max_steps=None, checkpoint_steps: int = 100,
-                 progress: bool = True, log=print):
+    def __init__(self, trainer: Trainer, files, ckpts, data: Data, *, log, max_steps=None,
+                 checkpoint_steps: int = 100, progress: bool = True):
         self.t, self.files, self.ckpts, self.data = trainer, files, ckpts, data
         self.config = trainer.config
         self.max_steps, self.checkpoint_steps, self.progress, self.log = max_steps, checkpoint_steps, progress, log
