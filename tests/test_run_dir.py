@@ -83,3 +83,13 @@ def test_pruning_survives_the_leftovers_of_an_interrupted_checkpoint_write(tmp_p
     assert sorted(p.name for p in folder.iterdir()) == [
         "best-00002.data-00000-of-00001", "best-00002.index",
         "ckpt-000000200-00002-0.data-00000-of-00001", "ckpt-000000200-00002-0.index"]
+
+
+def test_a_resumed_run_keeps_its_config_except_what_may_change(tmp_path):
+    from waveunet_tf.config import variant_config
+    first = variant_config("M4", batch_size=8, max_epochs=3)
+    first.to_json(tmp_path / "config.json")
+    resumed = RunDir(tmp_path).resume_config(variant_config("M4", batch_size=8, max_epochs=5, jit_compile=True))
+    assert (resumed.max_epochs, resumed.jit_compile, resumed.batch_size) == (5, True, 8)
+    with pytest.raises(UsageError, match="was started with batch_size=8, not 16; resume with the same config"):
+        RunDir(tmp_path).resume_config(variant_config("M4", max_epochs=3))
