@@ -113,8 +113,7 @@ def test_a_bad_config_file_is_a_bad_argument_naming_the_file(tmp_path, capsys, c
     f.write_bytes(content)
     code = main(["train", "--config", str(f), "--cache", str(tmp_path), "--run-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and message in err[0], err
-    assert "unknown config key" in message or str(f) in err[0]
+    assert code == 2 and len(err) == 1 and message in err[0] and str(f) in err[0], err
     assert not (tmp_path / "run").exists()
 
 

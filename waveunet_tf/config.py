@@ -350,6 +350,10 @@ def resolve_config(variant=None, config_file=None, sets=(), quick=False, jit=Fal
                              "with explicit settings")
         return WaveUNetConfig.from_json(saved).replace(**jit_key)
     derived = split_derived(file_keys)
+    unknown = sorted(set(file_keys) - set(field_names()))
+    if unknown:
+        raise UsageError(f"config file {config_file} has an unknown config key {unknown[0]!r}; known keys: "
+                         f"{', '.join(field_names())}")
     config = variant_config(variant)
     if quick:
         config = quick_config(config)
