@@ -242,8 +242,11 @@ def test_a_dead_worker_makes_the_other_fail_with_a_clear_message(cache, tmp_path
 
 
 def test_a_setting_tensorflow_refuses_is_reported_not_passed_over():
-    import tensorflow as tf
-    float(tf.constant(1.0) + 1.0)  # TensorFlow runs in this process: thread settings are fixed now
-    notes = []
-    distribute.one_op_at_a_time_on_cpu(tf, notes.append)
+    # in a fresh process: once TensorFlow runs, its thread settings are fixed and setting them raises
+    code = ("import tensorflow as tf; float(tf.constant(1.0) + 1.0); "
+            "from waveunet_tf.training.distribute import one_op_at_a_time_on_cpu; "
+            "import json; notes = []; one_op_at_a_time_on_cpu(tf, notes.append); print(json.dumps(notes))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    notes = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else r.stderr
     assert len(notes) == 1 and "TensorFlow already runs in this process" in notes[0], notes
