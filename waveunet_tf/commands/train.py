@@ -3,9 +3,9 @@
 import os
 import sys
 
-from waveunet_tf import training  # its train_on_cache imports TensorFlow when called, not here (fast --help)
 from waveunet_tf.config import resolve_config
 from waveunet_tf.errors import UsageError
+from waveunet_tf.training import train_on_cache
 from waveunet_tf.training.distribute import cluster_for
 from waveunet_tf.training.run_dir import require_run_dir
 
@@ -60,9 +60,9 @@ def run(args):
         require_run_dir(args.run_dir)
     config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
                             run_dir=args.run_dir if args.resume else None)
-    state = training.train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
-                                    force=args.force, max_steps=args.max_steps,
-                                    mixed_precision=args.mixed_precision, progress=not args.no_progress)
+    state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
+                           force=args.force, max_steps=args.max_steps, mixed_precision=args.mixed_precision,
+                           progress=not args.no_progress)
     cluster = cluster_for(args.strategy)
     print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}", file=sys.stderr)
     if cluster.is_chief:

@@ -11,20 +11,11 @@ Every write is atomic (a checkpoint is written under a new name, then ``state.js
 one), so ``kill -9`` at any moment loses at most the steps since the last checkpoint, and ``--resume`` never
 repeats a finished epoch.
 
-Importing this package does not import TensorFlow: ``train``, ``train_on_cache`` and ``Trainer`` load it when
-first used.
+Importing this package does not import TensorFlow (the functions that run TensorFlow import it when called).
 """
 
+from waveunet_tf.training.loop import Trainer
 from waveunet_tf.training.protocol import RunState, segment_seed, stage_settings
-
-_HEAVY = {"train": "runner", "train_on_cache": "runner", "Trainer": "loop"}
-
-
-def __getattr__(name):
-    if name in _HEAVY:
-        import importlib
-        return getattr(importlib.import_module(f"waveunet_tf.training.{_HEAVY[name]}"), name)
-    raise AttributeError(f"module 'waveunet_tf.training' has no attribute {name!r}")
-
+from waveunet_tf.training.runner import train, train_on_cache
 
 __all__ = ["train", "train_on_cache", "RunState", "Trainer", "segment_seed", "stage_settings"]

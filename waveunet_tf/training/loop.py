@@ -13,10 +13,10 @@ import math
 import sys
 import time
 
+import waveunet_tf.training.protocol as protocol
 from waveunet_tf.builder import build_model
 from waveunet_tf.errors import UserError
 from waveunet_tf.fingerprint import model_fingerprint
-from waveunet_tf.training import protocol
 from waveunet_tf.training.checkpoints import best_name, latest_name
 from waveunet_tf.training.distribute import worker_seed
 

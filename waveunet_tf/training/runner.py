@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import data_pipeline
+import waveunet_tf.training.distribute as distribute
 from waveunet_tf.errors import UserError
-from waveunet_tf.training import distribute
 from waveunet_tf.training.checkpoints import Checkpoints, PrivateCheckpoints
 from waveunet_tf.training.loop import Data, Loop, Trainer
 from waveunet_tf.training.protocol import RunState, resumed, segment_seed
