@@ -66,6 +66,12 @@ def test_bad_input_gets_one_clear_line(cache, tmp_path, capsys):
     fails([*TINY, "--cache", cache, "--run-dir", run], "--resume", 2)
     assert (run / "config.json").read_text() == "{}"  # nothing overwritten
 
+    import data_pipeline
+    data_pipeline.make_synthetic_dataset(tmp_path / "one", tracks=1, test_tracks=0, seconds=2, seed=0)
+    data_pipeline.prepare_cache(tmp_path / "one", tmp_path / "one-cache", RATE, wav=True)
+    capsys.readouterr()  # prepare's own warning about the missing validation split
+    fails([*TINY, "--cache", tmp_path / "one-cache", "--run-dir", tmp_path / "run2"], "has no valid tracks", 1)
+
 
 def test_the_progress_bar_only_in_a_terminal(monkeypatch):
     import fcntl
