@@ -9,7 +9,7 @@
     history.csv     one row per finished epoch
     logs/           TensorBoard
     loss.png        training and validation loss per epoch, with the stage boundary
-    train.lock      held by the trainer while it runs (released by the kernel even on kill -9)
+    .train.lock     held by the trainer while it runs (released by the kernel even on kill -9)
 
 Only the chief writes: the other workers get a :class:`WorkerRunDir`, which reads the chief's files and writes
 nothing. Every file is replaced atomically.
@@ -33,7 +33,7 @@ from waveunet_tf.training.protocol import RunState
 
 CONFIG_FILE, STATE_FILE, CHECKPOINTS, BEST, HISTORY, LOGS, PLOT = (
     "config.json", "state.json", "checkpoints", "best.keras", "history.csv", "logs", "loss.png")
-LOCK = "train.lock"
+LOCK = ".train.lock"
 # Everything a run writes: what --force removes (and nothing else in the folder).
 RUN_FILES = (CONFIG_FILE, STATE_FILE, CHECKPOINTS, BEST, HISTORY, LOGS, PLOT)
 # Keys a resumed run may change: they do not change what is being trained.
