@@ -99,11 +99,13 @@ class WaveUNetConfig:
 
     # --- (de)serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The config keys and values (``sources`` as a list), ready for JSON."""
         d = dataclasses.asdict(self)
         d["sources"] = list(self.sources)
         return d
 
     def to_json(self, path=None, extra: dict | None = None) -> str:
+        """The config as JSON with its derived lengths and ``extra`` keys; written atomically to ``path`` if given."""
         d = self.to_dict()
         d["input_length"], d["output_length"] = self.input_length, self.output_length
         if extra:
@@ -130,6 +132,7 @@ class WaveUNetConfig:
 
     @classmethod
     def from_json(cls, path) -> "WaveUNetConfig":
+        """From a JSON file of config keys (see :meth:`from_dict`); one line naming the file when it is unusable."""
         return cls.from_dict(read_json_object(path, "config file"), source=f"config file {path}")
 
 
@@ -219,6 +222,7 @@ def read_json_object(path, what: str, error=UserError) -> dict:
 
 
 def field_names() -> list[str]:
+    """The config keys, in declaration order."""
     return [f.name for f in dataclasses.fields(WaveUNetConfig)]
 
 
@@ -278,6 +282,7 @@ def reference_facts() -> dict:
 
 
 def variant_names() -> list[str]:
+    """The paper's variants: M1 .. M7 and M5-HighSR."""
     return [k for k in reference_facts() if not k.startswith("_") and k != "training"]
 
 

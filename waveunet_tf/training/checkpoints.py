@@ -19,10 +19,12 @@ from waveunet_tf.training.protocol import RunState
 
 
 def latest_name(state: RunState) -> str:
+    """Name of the checkpoint of ``state``'s step, epoch and stage (unique within a run)."""
     return f"ckpt-{state.step:09d}-{state.epoch:05d}-{state.stage}"
 
 
 def best_name(state: RunState) -> str:
+    """Name of the checkpoint of the best weights, found at ``state``'s epoch."""
     return f"best-{state.epoch:05d}"
 
 
@@ -34,6 +36,7 @@ class Checkpoints:
         self.folder = Path(folder)
 
     def write(self, name: str) -> str:
+        """Save model and optimizer as ``name``; returns ``name``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.checkpoint.write(str(self.folder / name))
         return name

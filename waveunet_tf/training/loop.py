@@ -63,6 +63,7 @@ class Trainer:
 
     @property
     def num_replicas(self) -> int:
+        """Replicas in sync: every device of every worker."""
         return self.strategy.num_replicas_in_sync
 
     def per_example_loss(self, targets, estimates):
@@ -110,6 +111,7 @@ class Trainer:
         return float(loss), int(examples)
 
     def distribute(self, dataset_fn):
+        """``dataset_fn(tf.distribute.InputContext)`` -> a dataset of per-replica batches, as a distributed dataset."""
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def training_stream(self, dataset_fn, global_batch: int, seed: int):
@@ -169,9 +171,11 @@ class Trainer:
         return float(f"{float(self.tf.convert_to_tensor(self.optimizer.learning_rate.value)):.6g}")
 
     def set_learning_rate(self, lr: float) -> None:
+        """Set the optimizer's learning rate (the stage's)."""
         self.optimizer.learning_rate.assign(lr)
 
     def fingerprint(self) -> str:
+        """The model's :func:`~waveunet_tf.fingerprint.model_fingerprint` with its config."""
         return model_fingerprint(self.model, self.config)
 
     def agree(self, values) -> bool:
@@ -205,6 +209,7 @@ class Progress:
         self.next_line = (4 * initial // max(1, total) + 1) * total // 4
 
     def update(self, done: int, loss: float) -> None:
+        """After step ``done`` of the epoch, whose mean loss so far is ``loss``."""
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.5f}")

@@ -49,9 +49,11 @@ class RunState:
     history: tuple = ()  # one dict per finished epoch (the columns of history.csv)
 
     def replace(self, **changes) -> "RunState":
+        """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The state as plain JSON values (what ``state.json`` holds)."""
         d = dataclasses.asdict(self)
         d["stage_starts"], d["history"] = list(self.stage_starts), [dict(row) for row in self.history]
         return d
@@ -68,6 +70,7 @@ class RunState:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
+    """The settings of one stage of the protocol."""
     batch_size: int  # global batch
     learning_rate: float
     patience: int

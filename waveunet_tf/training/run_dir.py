@@ -51,9 +51,11 @@ class RunDir:
         self._summary_writer = None
 
     def has_state(self) -> bool:
+        """Whether a run to resume is here (``state.json``)."""
         return (self.path / STATE_FILE).is_file()
 
     def read_state(self) -> RunState:
+        """The run's state, or one line saying ``state.json`` is damaged."""
         path = self.path / STATE_FILE
         try:
             d = json.loads(path.read_text())
@@ -73,6 +75,7 @@ class RunDir:
         return saved.replace(**{k: b[k] for k in RESUMABLE_CHANGES})
 
     def write_config(self, config: WaveUNetConfig, **extra) -> None:
+        """``config.json``: the resolved config, the package versions and ``extra`` keys."""
         config.to_json(self.path / CONFIG_FILE, extra={"package_versions": package_versions(), **extra})
 
     def write_state(self, state: RunState) -> None:
@@ -86,10 +89,12 @@ class RunDir:
         atomic_write_text(self.path / HISTORY, buf.getvalue())
 
     def write_best(self, model) -> None:
+        """``best.keras``: ``model`` saved atomically."""
         with atomic_path(self.path / BEST, suffix=".keras") as tmp:
             model.save(tmp)
 
     def plot(self, state: RunState) -> None:
+        """``loss.png`` from the state's history."""
         if state.history:
             plot_loss(self.path / PLOT, state.history, state.stage_starts)
 
@@ -103,10 +108,12 @@ class RunDir:
                 tf.summary.scalar(tag, value, step=step)
 
     def flush(self) -> None:
+        """Write the TensorBoard events so far."""
         if self._summary_writer is not None:
             self._summary_writer.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer."""
         if self._summary_writer is not None:
             self._summary_writer.close()
             self._summary_writer = None
@@ -176,6 +183,7 @@ def _clear(path: Path, resume: bool, force: bool) -> None:
 
 
 def package_versions() -> dict:
+    """Python's and the main packages' versions, for ``config.json``."""
     out = {"python": sys.version.split()[0]}
     for name in ("waveunet-tf", "tensorflow", "keras", "numpy", "tensorflow-io"):
         try:
