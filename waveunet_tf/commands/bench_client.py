@@ -17,17 +17,9 @@ untimed song warms the server and the connection."""
 
 
 def add_arguments(p):
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", metavar="http://HOST:8501", help="TF Serving's REST API")
-    where.add_argument("--grpc", metavar="HOST:8500", help="TF Serving's gRPC API")
-    p.add_argument("--model-name", required=True, metavar="NAME", help="the model's name on the server")
-    client_command.add_model_version_arguments(p)
+    client_command.add_server_arguments(p)
     p.add_argument("--seconds", type=float, default=60.0, help="length of each song (default: 60)")
     p.add_argument("--songs", type=int, default=3, help="timed songs; the median is reported (default: 3)")
-    p.add_argument("--chunk-seconds", type=float, default=pieces.DEFAULT_CHUNK_SECONDS,
-                   help=f"seconds of audio per request (default: {pieces.DEFAULT_CHUNK_SECONDS:g})")
-    p.add_argument("--concurrency", type=int, default=client.DEFAULT_CONCURRENCY, metavar="N",
-                   help=f"requests in flight at once (default: {client.DEFAULT_CONCURRENCY})")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 

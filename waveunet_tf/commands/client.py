@@ -18,21 +18,19 @@ loading) is retried --retries times with backoff; a request unanswered after --t
 
 def add_arguments(p):
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files to separate")
+    add_server_arguments(p)
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder: OUT/<song>/<source>.wav")
+    p.add_argument("--force", action="store_true", help="overwrite existing stems")
+
+
+def add_server_arguments(p):
+    """Where the model is served and how requests go to it (shared with `waveunet bench client`): --url or
+    --grpc, --model-name, --model-version / --version-label, --timeout, --retries, --chunk-seconds,
+    --concurrency."""
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", metavar="http://HOST:8501", help="TF Serving's REST API")
     where.add_argument("--grpc", metavar="HOST:8500", help="TF Serving's gRPC API")
     p.add_argument("--model-name", required=True, metavar="NAME", help="the model's name on the server")
-    add_model_version_arguments(p)
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder: OUT/<song>/<source>.wav")
-    p.add_argument("--chunk-seconds", type=float, default=pieces.DEFAULT_CHUNK_SECONDS,
-                   help=f"seconds of audio per request, plus its context (default: {pieces.DEFAULT_CHUNK_SECONDS:g})")
-    p.add_argument("--concurrency", type=int, default=client.DEFAULT_CONCURRENCY, metavar="N",
-                   help=f"requests in flight at once (default: {client.DEFAULT_CONCURRENCY})")
-    p.add_argument("--force", action="store_true", help="overwrite existing stems")
-
-
-def add_model_version_arguments(p):
-    """--model-version / --version-label, --timeout, --retries (shared with `waveunet bench client`)."""
     version = p.add_mutually_exclusive_group()
     version.add_argument("--model-version", type=int, metavar="N", help="this version (default: the latest)")
     version.add_argument("--version-label", metavar="LABEL", help="the version a label names, e.g. stable or canary")
@@ -40,10 +38,14 @@ def add_model_version_arguments(p):
                    help=f"seconds to wait for one answer (default: {client.DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--retries", type=int, default=client.DEFAULT_RETRIES, metavar="N",
                    help=f"retries of a request the server could not take (default: {client.DEFAULT_RETRIES})")
+    p.add_argument("--chunk-seconds", type=float, default=pieces.DEFAULT_CHUNK_SECONDS,
+                   help=f"seconds of audio per request, plus its context (default: {pieces.DEFAULT_CHUNK_SECONDS:g})")
+    p.add_argument("--concurrency", type=int, default=client.DEFAULT_CONCURRENCY, metavar="N",
+                   help=f"requests in flight at once (default: {client.DEFAULT_CONCURRENCY})")
 
 
 def connect(args):
-    """The server named by the arguments of :func:`add_model_version_arguments` and --url/--grpc."""
+    """The server named by the arguments of :func:`add_server_arguments`."""
     return client.connect(args.url, args.grpc, args.model_name, args.model_version, args.version_label,
                           args.timeout, args.retries)
 
