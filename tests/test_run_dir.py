@@ -93,3 +93,10 @@ def test_a_resumed_run_keeps_its_config_except_what_may_change(tmp_path):
     assert (resumed.max_epochs, resumed.jit_compile, resumed.batch_size) == (5, True, 8)
     with pytest.raises(UsageError, match="was started with batch_size=8, not 16; resume with the same config"):
         RunDir(tmp_path).resume_config(variant_config("M4", max_epochs=3))
+
+
+def test_the_end_of_a_run_never_rewrites_the_checkpoint_its_state_names():
+    from waveunet_tf.training.checkpoints import latest_name
+    last_epoch = RunState(step=300, epoch=3, stage=1)  # what state.json names after the last epoch
+    finished = last_epoch.replace(finished=True)  # the best weights, written when the run ends at that step
+    assert latest_name(finished) != latest_name(last_epoch)

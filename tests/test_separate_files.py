@@ -322,3 +322,21 @@ def test_leftovers_of_a_killed_run_are_removed_when_the_song_is_claimed_again(ti
     (folder / "notes.txt").write_text("mine\n")
     assert main(["separate", str(tmp_path / "song.wav"), "--model", str(tiny_keras), "-o", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in folder.iterdir()) == [".stems.lock", "accompaniment.wav", "notes.txt", "vocals.wav"]
+
+
+def test_a_run_killed_while_moving_its_stems_in_leaves_no_mixed_set(tiny_keras, tmp_path, capsys):
+    """kill -9 between two stem renames: the song folder holds a new vocals.wav beside an old
+    accompaniment.wav and the marker listing the set being moved. The next run claiming the song removes that
+    set (no --force needed: it is not a result of one run) and writes its own, complete."""
+    sf.write(tmp_path / "song.wav", noise(2000, 2), 22050, subtype="FLOAT")
+    folder = tmp_path / "out" / "song"
+    folder.mkdir(parents=True)
+    for s in SOURCES:
+        sf.write(folder / f"{s}.wav", np.full((10, 2), 0.5, np.float32), 22050, subtype="FLOAT")
+    (folder / ".stems.moving").write_text("accompaniment.wav\nvocals.wav\n")
+    (folder / "notes.txt").write_text("mine\n")
+    assert main(["separate", str(tmp_path / "song.wav"), "--model", str(tiny_keras), "-o", str(tmp_path / "out")]) == 0
+    assert "half moved" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == [".stems.lock", "accompaniment.wav", "notes.txt", "vocals.wav"]
+    for data, _ in _stems(folder).values():
+        assert data.shape == (2000, 2)  # both from the new run

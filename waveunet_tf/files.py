@@ -89,11 +89,15 @@ def atomic_write_text(path, text: str) -> None:
 def check_writable(folder, what: str = "the output folder") -> Path:
     """Create ``folder`` if needed and make sure a file can be written there; else one line saying so."""
     folder = Path(folder)
+    probe = folder / partial_name(Path("write-test"))  # a name of its own: no user's file, no other probe
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "write-test") as tmp:
-            tmp.write_bytes(b"x")
-        (folder / "write-test").unlink()
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            probe.unlink()
     except OSError as e:
         raise UserError(f"cannot write to {what} {folder}: {e.strerror or e}") from e
     return folder

@@ -20,12 +20,15 @@ import numpy as np
 from waveunet_tf import shapes
 from waveunet_tf.audio import load_audio, match_channels, resample, write_wav
 from waveunet_tf.errors import UsageError, UserError, first_line
-from waveunet_tf.files import check_writable, process_lock, remove_partials, temporary_dir_beside
+from waveunet_tf.files import atomic_write_text, check_writable, process_lock, remove_partials, temporary_dir_beside
 from waveunet_tf.model_io import LoadedModel, load_any_model
 
 WINDOWS = ("default", "paper")
 # Held (flock) by the run writing a song's stems: a second run into the same folder is refused until it is done.
 LOCK_NAME = ".stems.lock"
+# Present only while a run moves its stems into place (it lists them): a run killed in between leaves it, and the
+# next run that claims the song removes that mixed set before anything else.
+MOVING_NAME = ".stems.moving"
 WAV_HEADER_BYTES = 4096  # generous: a float WAV header is 58 bytes
 
 
@@ -217,6 +220,8 @@ class _WriteFailed(UserError):
 
 
 def _refuse_existing(folder: Path, sources) -> None:
+    if (folder / MOVING_NAME).is_file():
+        return  # a killed run's half-moved set: not a result to keep (removed when the song is claimed)
     existing = [folder / f"{s}.wav" for s in sources if (folder / f"{s}.wav").exists()]
     if existing:
         raise UserError(f"{existing[0]} exists; pass --force to overwrite")
@@ -229,6 +234,7 @@ def _separate_one(path: Path, folder: Path, sources, force, command, separate) -
     _check_space(folder.parent, len(sources) * (audio.nbytes + WAV_HEADER_BYTES), path)
     with process_lock(folder / LOCK_NAME, f"the output folder {folder}"):
         remove_partials(folder, recursive=False)  # stems of a killed run of this song (we hold its lock)
+        _remove_mixed_set(folder, command)
         if not force:
             _refuse_existing(folder, sources)  # another run may have written them since the first check
         if not np.any(audio):
@@ -241,6 +247,18 @@ def _separate_one(path: Path, folder: Path, sources, force, command, separate) -
         del audio
         _write_together(folder, {s: stems.pop(s) for s in sources}, rate, path)
     return folder
+
+
+def _remove_mixed_set(folder: Path, command: str) -> None:
+    """A run killed while moving its stems into place left :data:`MOVING_NAME`: the stems it lists may come from
+    two runs, so they go (the caller holds the song's lock)."""
+    marker = folder / MOVING_NAME
+    if not marker.is_file():
+        return
+    for name in marker.read_text().split():
+        (folder / Path(name).name).unlink(missing_ok=True)
+    marker.unlink()
+    print(f"waveunet {command}: note: removed the stems a killed run left half moved into {folder}", file=sys.stderr)
 
 
 def _check_space(folder: Path, needed: int, path: Path) -> None:
@@ -257,8 +275,10 @@ def _write_together(folder: Path, stems: dict, rate: int, path: Path) -> None:
     try:
         for s, y in stems.items():
             write_wav(tmp / f"{s}.wav", y, rate, subtype="FLOAT")
+        atomic_write_text(folder / MOVING_NAME, "\n".join(f"{s}.wav" for s in stems) + "\n")
         for s in stems:
             os.replace(tmp / f"{s}.wav", folder / f"{s}.wav")
+        os.unlink(folder / MOVING_NAME)
     except OSError as e:
         raise _WriteFailed(f"cannot write the stems of {path} to {folder}: {e.strerror or first_line(e)}") from e
     finally:

@@ -19,8 +19,10 @@ from waveunet_tf.training.protocol import RunState
 
 
 def latest_name(state: RunState) -> str:
-    """Name of the checkpoint of ``state``'s step, epoch and stage (unique within a run)."""
-    return f"ckpt-{state.step:09d}-{state.epoch:05d}-{state.stage}"
+    """Name of the checkpoint of ``state``'s step, epoch and stage (unique within a run). The end of a run
+    writes the best weights at the step of its last epoch: it gets its own name, so that it never overwrites
+    the checkpoint ``state.json`` still names."""
+    return f"ckpt-{state.step:09d}-{state.epoch:05d}-{state.stage}" + ("-final" if state.finished else "")
 
 
 def best_name(state: RunState) -> str:

@@ -57,6 +57,8 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             config = files.resume_config(config)
             state = resumed(files.read_state(), config)
         else:
+            if resume:  # an existing folder without a checkpoint (e.g. killed before the first one)
+                log(f"{run_dir} holds no checkpoint yet: starting a new run there")
             state = RunState(data_seed=segment_seed(config, 0))
         tf_strategy, cluster = distribute.make_strategy(strategy, log)
         if mixed_precision:
