@@ -276,3 +276,22 @@ def test_client_against_the_real_model_server(models, tmp_path, capsys):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_cut_http_answer_is_retried_and_the_answer_after_it_used(monkeypatch):
+    """An answer cut short (http.client.IncompleteRead, e.g. a proxy dropping a restarting server) is a failure
+    a retry may cure, like a reset connection: retried, and the next whole answer is what the client returns."""
+    import http.client
+    import io
+    answers = [http.client.IncompleteRead(b'{"metad'), io.BytesIO(b'{"ok": 1}')]
+
+    def urlopen(req, timeout):
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(client, "BACKOFF_S", 0.0)
+    server = client.RestServer("http://127.0.0.1:1", "m", retries=1)
+    assert server._request("/v1/models/m") == {"ok": 1} and answers == []

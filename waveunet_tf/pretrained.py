@@ -98,9 +98,10 @@ def model_path(name: str) -> Path:
 
 
 def cached_path(name: str) -> Path | None:
-    """``name``'s cached ``.keras`` file, or None when it has not been fetched yet."""
+    """``name``'s cached ``.keras`` file, or None when it has not been fetched yet (or a fetch was killed
+    before its metadata was written)."""
     path = model_path(name)
-    return path if path.is_file() else None
+    return path if path.is_file() and path.with_suffix(".json").is_file() else None
 
 
 def ensure_model(name: str, progress: bool = True) -> Path:
@@ -128,7 +129,7 @@ def fetch_models(names, source=None, force: bool = False, progress: bool = True)
             _import_all(wanted, Path(source), str(Path(source).resolve()), False, progress)
         elif wanted:
             archive, fresh = _cached_archive(progress)
-            _import_all(wanted, archive, archive_url() if fresh else str(archive), True, progress)
+            _import_all(wanted, archive, archive_url() if fresh else str(archive), fresh, progress)
     return [model_path(m.name) for m in models]
 
 
@@ -201,8 +202,9 @@ def _import_all(models, origin: Path, where: str, downloaded: bool, progress: bo
                 _import_from_zip(m, origin, found, facts)
             else:
                 _import_checkpoint_to_cache(m, origin.parent / found, facts)
-    except UserError:
-        if downloaded:  # a download that does not give the model is not kept: the next try downloads again
+    except UserError as e:
+        if downloaded and not isinstance(e, CacheWriteFailed):
+            # a fresh download that does not give the model is not kept: the next try downloads again
             origin.unlink(missing_ok=True)
         raise
 
@@ -275,27 +277,31 @@ def _import_from_zip(model: OfficialModel, archive: Path, prefix: str, facts: di
 
 
 def _import_checkpoint_to_cache(model: OfficialModel, prefix: Path, facts: dict) -> None:
-    """Import the checkpoint at ``prefix`` as ``model``'s variant; write the metadata, then the ``.keras``."""
+    """Import the checkpoint at ``prefix`` as ``model``'s variant; write the ``.keras``, then the metadata."""
     config = variant_config(model.variant)
     keras_model = import_checkpoint(prefix, config)
     target = model_path(model.name)
     meta = {"name": model.name, "official_folder": model.folder, "variant": model.variant, **facts,
             "imported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__}
-    try:
-        atomic_write_text(target.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
+    try:  # the model first: metadata never describes a model that is not (yet) there
         with atomic_path(target, suffix=".keras") as tmp:
             keras_model.save(tmp)
+        atomic_write_text(target.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     except OSError as e:
         target.with_suffix(".json").unlink(missing_ok=True)  # no metadata of a model that is not there
         raise _disk_error(e, target.parent) from e
 
 
+class CacheWriteFailed(UserError):
+    """The cache could not be written (a full disk, no permission): nothing is wrong with the archive."""
+
+
 def _disk_error(e: OSError, folder: Path) -> UserError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return UserError(f"the disk holding {folder} is full; free some space or set {CACHE_ENV} to a folder on "
+        return CacheWriteFailed(f"the disk holding {folder} is full; free some space or set {CACHE_ENV} to a folder on "
                          "another disk")
-    return UserError(f"cannot write to the model cache {folder}: {e.strerror or first_line(e)}")
+    return CacheWriteFailed(f"cannot write to the model cache {folder}: {e.strerror or first_line(e)}")
 
 
 def _network_error(url: str, reason) -> UserError:

@@ -20,6 +20,7 @@ What a deployment needs of it:
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import time
@@ -105,6 +106,8 @@ class RestServer:
                 raise Transient(f"{first_line(reason)}") from e
             raise UserError(f"cannot reach {self.where}: {first_line(reason)}") from e
         except ConnectionError as e:  # refused, reset, or closed before an answer (http.client.RemoteDisconnected)
+            raise Transient(f"{type(e).__name__}: {first_line(e)}") from e
+        except http.client.HTTPException as e:  # a cut answer (IncompleteRead) or a garbled one, e.g. from a proxy
             raise Transient(f"{type(e).__name__}: {first_line(e)}") from e
         except ValueError as e:
             raise UserError(f"{self.where} did not answer JSON; is {self.url} TF Serving's REST port?") from e

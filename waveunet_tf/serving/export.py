@@ -198,6 +198,7 @@ def export_saved_model(model, cfg, out, force=False, warmup=True) -> Path:
         tmp = temporary_dir_beside(out)
         try:
             _write_version(model, cfg, tmp, warmup)
+            check_version_dir(out, force)  # a folder that appeared during the export is replaced only as allowed
             _put_in_place(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
