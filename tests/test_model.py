@@ -29,7 +29,7 @@ slow = pytest.mark.slow
 def official():
     """The official implementation's facts per variant: lengths and trainable parameter counts."""
     if not OFFICIAL_VARIANTS.is_file():
-        pytest.skip(f"no shared reference beside the checkout ({OFFICIAL_VARIANTS})")
+        pytest.fail(f"no shared reference beside the checkout ({OFFICIAL_VARIANTS}); put ../shared beside the clone")
     return json.loads(OFFICIAL_VARIANTS.read_text())
 
 
@@ -144,7 +144,7 @@ def load_in_fresh_processes(expected: dict):
 def test_import_waveunet_tf_is_enough_for_keras_load_model(tmp_path):
     case = OFFICIAL_TF1 / "tiny_M5"
     if not case.is_dir():
-        pytest.skip(f"no official TF1 checkpoints beside the checkout ({OFFICIAL_TF1})")
+        pytest.fail(f"no official TF1 checkpoints beside the checkout ({OFFICIAL_TF1}); put ../shared beside the clone")
     cfg = tiny("M5")
     built = build_model(cfg)
     built.save(tmp_path / "built.keras")

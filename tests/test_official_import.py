@@ -23,7 +23,8 @@ from waveunet_tf.official_import import config_from_official, import_checkpoint
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_tf1"
 if not (FIXTURES / "index.json").is_file():
-    pytest.skip(f"the official TF1 checkpoints are not beside the checkout ({FIXTURES})", allow_module_level=True)
+    pytest.fail(f"the official TF1 checkpoints are not beside the checkout ({FIXTURES}): the import is tested against "
+                "them; put ../shared beside the clone", pytrace=False)
 INDEX = json.loads((FIXTURES / "index.json").read_text())
 CASES = sorted(INDEX)
 
