@@ -359,3 +359,24 @@ def test_separate_accepts_the_saved_model(exported, tmp_path):
         got, rate = sf.read(tmp_path / "o" / "song" / f"{s}.wav", dtype="float32", always_2d=True)
         assert rate == 44100
         np.testing.assert_allclose(got, ref[s], atol=1e-4)
+
+
+def test_a_version_folder_that_appears_during_the_export_is_not_replaced_without_force(exported, tmp_path,
+                                                                                        monkeypatch):
+    """The check before writing is not enough: an export takes minutes, and a folder created at --out meanwhile
+    (by hand, or a copy) must be refused at the swap as it would have been at the start."""
+    from waveunet_tf.serving import export as export_module
+    _, _, version_dir = exported
+    keras_file = version_dir.parent.parent.parent / "tiny.keras"
+    out = tmp_path / "models" / "7"
+    real_write = export_module._write_version
+
+    def write_then_someone_creates_out(*args, **kwargs):
+        real_write(*args, **kwargs)
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+
+    monkeypatch.setattr(export_module, "_write_version", write_then_someone_creates_out)
+    assert main(["export", str(keras_file), "--out", str(out)]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert not [p for p in out.parent.iterdir() if ".partial" in p.name]
