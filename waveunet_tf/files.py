@@ -124,7 +124,7 @@ def process_lock(lock_file, what: str):
                 raise
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise Locked(f"{what} is in use by another process (pid {holder}); wait for it to finish or stop "
-                         "it first") from None
+                         "it first") from e
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

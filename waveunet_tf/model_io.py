@@ -16,7 +16,6 @@ from waveunet_tf import pretrained, shapes
 from waveunet_tf.config import WaveUNetConfig
 from waveunet_tf.errors import UserError, first_line
 
-OFFICIAL_PREFIX = "official:"
 KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
 ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
 
@@ -37,8 +36,8 @@ def resolve_model_path(path) -> Path:
     """``official:NAME`` -> the cached ``.keras`` file of that official model (fetched and imported on first
     use); anything else -> ``Path(path)``."""
     text = str(path)
-    if text.startswith(OFFICIAL_PREFIX):
-        return pretrained.ensure_model(text[len(OFFICIAL_PREFIX):], progress=True)
+    if text.startswith(pretrained.PREFIX):
+        return pretrained.ensure_model(text[len(pretrained.PREFIX):], progress=True)
     return Path(path)
 
 

@@ -204,6 +204,11 @@ def aligned_hop(length, max_hop, step_):
     return round_up(ceil_div(length, count), step_)
 
 
+def hop_at_most(max_hop: int, step_: int) -> int:
+    """The longest aligned hop not over ``max_hop`` samples: a multiple of ``step_``, at least one step."""
+    return max(step_, int(max_hop) // step_ * step_)
+
+
 def plan_aligned(geometry: WindowGeometry, length: int, max_hop: int) -> WindowPlan:
     """Aligned windows of at most ``max_hop`` kept samples (rounded down to a multiple of ``geometry.step``, at
     least one step) over a song of ``length`` samples. A model without context always uses its training
@@ -212,7 +217,7 @@ def plan_aligned(geometry: WindowGeometry, length: int, max_hop: int) -> WindowP
         raise UserError("cannot separate an empty signal")
     if not geometry.has_context:
         max_hop = geometry.step
-    max_hop = max(geometry.step, int(max_hop) // geometry.step * geometry.step)
+    max_hop = hop_at_most(max_hop, geometry.step)
     hop = aligned_hop(length, max_hop, geometry.step)
     return WindowPlan(length, geometry.window_input(hop), hop + geometry.extra, hop, geometry.left)
 

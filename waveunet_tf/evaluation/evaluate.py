@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waveunet_tf import pretrained
 from waveunet_tf.audio import load_audio, match_channels, write_wav
 from waveunet_tf.errors import UserError
 from waveunet_tf.evaluation import record
@@ -32,7 +33,7 @@ from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
 from waveunet_tf.fingerprint import model_fingerprint
-from waveunet_tf.model_io import OFFICIAL_PREFIX, LoadedModel, load_model, resolve_keras_path
+from waveunet_tf.model_io import LoadedModel, load_model, resolve_keras_path
 from waveunet_tf.separate import separate_array
 
 
@@ -61,8 +62,8 @@ def default_out(model_path) -> Path:
     """A run directory evaluates into itself; ``x.keras`` into ``x-evaluation/`` beside it; ``official:NAME`` into
     ``official-NAME-evaluation/`` in the current folder (not beside the cached model)."""
     text = str(model_path)
-    if text.startswith(OFFICIAL_PREFIX):
-        return Path(f"official-{text[len(OFFICIAL_PREFIX):]}-evaluation")
+    if text.startswith(pretrained.PREFIX):
+        return Path(f"official-{text[len(pretrained.PREFIX):]}-evaluation")
     p = Path(model_path)
     return p if p.is_dir() else p.with_name(p.stem + "-evaluation")
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from waveunet_tf.errors import UserError
 from waveunet_tf.files import atomic_write_text
+from waveunet_tf.training.run_dir import STATE_FILE
 
 RECORD_FILE = "evaluation.json"
 SCORES_DIR = "scores"  # museval's score file per track: <out>/scores/<subset>/<track>.json
 BASELINE_DIR = "baseline"  # the same for the mixture as every source's estimate
-STATE_FILE = "state.json"  # a run directory's training state (see waveunet_tf.training)
 KEYS = ("model_fingerprint", "musdb_root", "wav", "subset")  # what must agree for scores to be pooled
 
 

@@ -31,8 +31,8 @@ def check_chunk_seconds(seconds) -> float:
 def piece_hop(facts: dict, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> int:
     """Centre samples per piece: ``chunk_seconds`` at the model's rate rounded down to ``piece_multiple`` (at
     least one multiple)."""
-    multiple = int(facts["piece_multiple"])
-    return max(multiple, int(check_chunk_seconds(chunk_seconds) * int(facts["sample_rate"])) // multiple * multiple)
+    samples = int(check_chunk_seconds(chunk_seconds) * int(facts["sample_rate"]))
+    return shapes.hop_at_most(samples, int(facts["piece_multiple"]))
 
 
 def piece_plan(facts: dict, length: int, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> shapes.WindowPlan:
