@@ -43,8 +43,33 @@ def _available_commands():
                 raise
 
 
+def non_empty(value: str) -> str:
+    """Every string argument of every command: an empty one (``--run-dir ""``, ``-o ""``) is a usage error, not
+    the current folder, nor a value to fail on later."""
+    if value == "":
+        raise argparse.ArgumentTypeError("must not be empty; give a value (the current folder is .)")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of ``waveunet`` and of each command (subparsers are made of the same class): a string
+    argument without a type of its own goes through :func:`non_empty`, and a bad argument is one line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("type", None, non_empty)  # the type argparse gives an argument declared without one
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)
+        action.type = str  # its values are the command and all that follows it, which its parser checks
+        return action
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waveunet", description="Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) "
+    parser = Parser(prog="waveunet", description="Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) "
                                      "in TensorFlow/Keras: the paper's variants, training, evaluation, separation "
                                      "and serving.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's logs")
