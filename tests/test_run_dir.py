@@ -8,7 +8,7 @@ import pytest
 from waveunet_tf.errors import UsageError, UserError
 from waveunet_tf.files import process_lock
 from waveunet_tf.training.checkpoints import Checkpoints
-from waveunet_tf.training.run_dir import LOCK, RunDir, WorkerRunDir, open_run_dir
+from waveunet_tf.training.run_dir import LOCK, MARKER, RunDir, WorkerRunDir, is_run, open_run_dir
 from waveunet_tf.training.protocol import RunState
 
 
@@ -60,7 +60,66 @@ def test_an_existing_run_is_kept_without_resume_and_force_removes_only_its_files
         assert files.read_state().epoch == 2
     with open_run_dir(run, chief=True, resume=False, force=True) as files:
         assert not files.has_state()
-    assert sorted(p.name for p in run.iterdir()) == sorted([LOCK, "notes.txt"])
+    assert sorted(p.name for p in run.iterdir()) == sorted([LOCK, MARKER, "notes.txt"])
+
+
+def tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def test_a_folder_of_the_users_is_no_run_and_is_refused_even_with_force(tmp_path):
+    """Issue 21, 1: a config.json and a logs/ of the user's made the folder "a run", which --force deleted."""
+    (tmp_path / "config.json").write_text('{"my": "settings"}')
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mynotes.txt").write_text("mine")
+    before = tree(tmp_path)
+    assert not is_run(tmp_path)
+    for resume, force in ((False, False), (False, True), (True, False)):
+        with pytest.raises(UsageError) as e:
+            with open_run_dir(tmp_path, chief=True, resume=resume, force=force):
+                pass
+        assert f"{tmp_path} is not a run dir of this package (no {MARKER}) and holds other files (" in str(e.value)
+        assert "config.json" in str(e.value) and "\n" not in str(e.value)
+    assert {k: v for k, v in tree(tmp_path).items() if k != LOCK} == before
+    # a file of another name only: still refused for a new run, but --resume (reproduce's data/) may start there
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data").mkdir()
+    with pytest.raises(UsageError, match="holds other files \\(data\\); give a new or empty folder"):
+        with open_run_dir(other, chief=True, resume=False, force=False):
+            pass
+    with open_run_dir(other, chief=True, resume=True, force=False) as files:
+        assert not files.has_state()
+    assert is_run(other) and (other / "data").is_dir()
+
+
+def test_force_deletes_only_what_the_run_wrote_in_its_folders(tmp_path):
+    run = tmp_path / "run"
+    with open_run_dir(run, chief=True, resume=False, force=False) as files:
+        files.write_state(RunState(epoch=1))
+    (run / "logs").mkdir()
+    (run / "logs" / "events.out.tfevents.1.host.1.v2").write_bytes(b"events")
+    (run / "logs" / "mynotes.txt").write_text("mine")
+    with open_run_dir(run, chief=True, resume=False, force=True):
+        pass
+    assert sorted(p.name for p in run.iterdir()) == sorted([LOCK, MARKER, "logs"])
+    assert [p.name for p in (run / "logs").iterdir()] == ["mynotes.txt"]
+
+
+def test_a_run_written_before_the_marker_is_still_a_run(tmp_path):
+    from waveunet_tf.config import variant_config
+    variant_config("M4").to_json(tmp_path / "config.json", extra={"package_versions": {"python": "3.11.7"}})
+    (tmp_path / "state.json").write_text('{"epoch": 2}')
+    assert is_run(tmp_path) and not (tmp_path / MARKER).exists()
+    with pytest.raises(UsageError, match="already holds a run \\(config.json, state.json\\); continue it"):
+        with open_run_dir(tmp_path, chief=True, resume=False, force=False):
+            pass
+    with open_run_dir(tmp_path, chief=True, resume=True, force=False) as files:
+        assert files.has_state()
+    assert (tmp_path / MARKER).is_file()
+    (tmp_path / MARKER).unlink()
+    (tmp_path / "config.json").write_text('{"my": "settings"}')  # a state.json beside the user's config: no run
+    assert not is_run(tmp_path)
 
 
 def test_a_damaged_state_is_one_line(tmp_path):

@@ -63,7 +63,7 @@ def test_bad_input_gets_one_clear_line(cache, tmp_path, capsys):
     fails([*TINY, "--cache", cache, "--run-dir", tmp_path / "file" / "run"], "cannot write to the run dir", 1)
     run.mkdir()
     (run / "config.json").write_text("{}")
-    fails([*TINY, "--cache", cache, "--run-dir", run], "--resume", 2)
+    fails([*TINY, "--cache", cache, "--run-dir", run], "is not a run dir of this package", 2)
     assert (run / "config.json").read_text() == "{}"  # nothing overwritten
 
     import data_pipeline

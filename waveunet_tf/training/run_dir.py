@@ -10,6 +10,11 @@
     logs/           TensorBoard
     loss.png        training and validation loss per epoch, with the stage boundary
     .train.lock     held by the trainer while it runs (released by the kernel even on kill -9)
+    .waveunet-run   the marker that makes the folder a run: written when the run starts
+
+A folder is a run only by its marker (or, for runs written before the marker, by ``state.json`` beside a
+``config.json`` that this package wrote). A new run goes only into an empty folder (or one that is not there
+yet); ``--force`` starts a run over by deleting the files of the run and nothing else.
 
 Only the chief writes: the other workers get a :class:`WorkerRunDir`, which reads the chief's files and writes
 nothing. Every file is replaced atomically.
@@ -28,14 +33,17 @@ from pathlib import Path
 
 from waveunet_tf.config import WaveUNetConfig
 from waveunet_tf.errors import UsageError, UserError
-from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
+from waveunet_tf.files import (atomic_path, atomic_write_text, check_writable, is_partial, process_lock,
+                              remove_partials)
 from waveunet_tf.training.protocol import RunState
 
 CONFIG_FILE, STATE_FILE, CHECKPOINTS, BEST, HISTORY, LOGS, PLOT = (
     "config.json", "state.json", "checkpoints", "best.keras", "history.csv", "logs", "loss.png")
-LOCK = ".train.lock"
-# Everything a run writes: what --force removes (and nothing else in the folder).
+LOCK, MARKER = ".train.lock", ".waveunet-run"
+# Everything a run writes: what --force removes (in logs/ only TensorBoard's event files; checkpoints/ is the
+# run's own, as Checkpoints.prune treats it).
 RUN_FILES = (CONFIG_FILE, STATE_FILE, CHECKPOINTS, BEST, HISTORY, LOGS, PLOT)
+EVENTS = "events.out.tfevents.*"
 # Keys a resumed run may change: they do not change what is being trained.
 RESUMABLE_CHANGES = ("jit_compile", "max_epochs", "description")
 HISTORY_COLUMNS = ("epoch", "stage", "steps", "step", "batch_size", "learning_rate", "train_loss", "valid_loss",
@@ -164,6 +172,9 @@ def open_run_dir(path, *, chief: bool, resume: bool, force: bool):
     with process_lock(path / LOCK, f"run dir {path}"):
         _clear(path, resume, force)
         remove_partials(path, recursive=False)
+        if not (path / MARKER).is_file():
+            atomic_write_text(path / MARKER, "a waveunet-tf training run: `waveunet train --force` may delete "
+                              f"the run's own files here ({', '.join(RUN_FILES)})\n")
         run_dir = RunDir(path)
         try:
             yield run_dir
@@ -171,15 +182,49 @@ def open_run_dir(path, *, chief: bool, resume: bool, force: bool):
             run_dir.close()
 
 
+def is_run(path) -> bool:
+    """Whether the folder ``path`` holds a run of this package: its marker, or (a run written before there was
+    a marker) ``state.json`` beside a ``config.json`` with the package versions this package writes there."""
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    try:
+        saved = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (path / STATE_FILE).is_file() and isinstance(saved, dict) and "package_versions" in saved
+
+
 def _clear(path: Path, resume: bool, force: bool) -> None:
     existing = [name for name in RUN_FILES if (path / name).exists()]
+    if not is_run(path):
+        # --resume starts a run where there is none yet, beside other files (reproduce keeps its data there),
+        # but never over files of a run's names that this package did not write
+        others = existing if resume else sorted(p.name for p in path.iterdir() if p.name not in (LOCK, MARKER)
+                                                and not is_partial(p))
+        if others:
+            raise UsageError(f"{path} is not a run dir of this package (no {MARKER}) and holds other files "
+                             f"({', '.join(others[:4])}{', ...' if len(others) > 4 else ''}); give a new or "
+                             "empty folder to --run-dir" + (" (--force deletes only a run's own files)" * force))
+        return
     if existing and not (resume or force):
         raise UsageError(f"run dir {path} already holds a run ({', '.join(existing)}); continue it with --resume "
                          "or start over with --force")
-    if existing and force and not resume:
+    if force and not resume:
         for name in existing:
-            p = path / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            _remove_run_file(path / name)
+
+
+def _remove_run_file(p: Path) -> None:
+    if p.name == LOGS and p.is_dir():  # the user's notes beside TensorBoard's events stay
+        for events in p.glob(EVENTS):
+            events.unlink()
+        with contextlib.suppress(OSError):
+            p.rmdir()  # only when nothing else is left
+    elif p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink()
 
 
 def package_versions() -> dict:
