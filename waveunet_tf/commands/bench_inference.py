@@ -8,6 +8,7 @@ import waveunet_tf
 from waveunet_tf.commands.bench_common import peak_rss_mb, print_result
 from waveunet_tf.errors import UsageError
 from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.resources import require_memory
 from waveunet_tf.separate import separate_array
 
 HELP = "whole-song inference speed: the paper's windows vs the default long windows, and peak memory"
@@ -27,9 +28,12 @@ def add_arguments(p):
 
 
 def run(args):
-    if args.seconds <= 0 or args.repeats < 1 or args.rate < 0:
+    if not 0 < args.seconds < float("inf") or args.repeats < 1 or args.rate < 0:
         raise UsageError("--seconds must be positive, --repeats at least 1 and --rate positive")
     cfg = waveunet_tf.variant_config(args.variant)
+    # at the least, the float32 stereo song, its copy padded for the windows, and every source's stereo estimate
+    frames = args.seconds * (args.rate or cfg.sample_rate)
+    require_memory(frames * 2 * 4 * (2 + len(cfg.sources)), f"a test song of {args.seconds:g} s", "--seconds")
     model = LoadedModel.of_keras(waveunet_tf.build_model(cfg), cfg)  # build_model imports TensorFlow
     rate = args.rate or cfg.sample_rate
     song = np.random.default_rng(0).standard_normal((int(args.seconds * rate), 2), dtype=np.float32)

@@ -1,7 +1,15 @@
+import math
 from pathlib import Path
 
-from data_pipeline.synth import make_synthetic_dataset
-from waveunet_tf.errors import UserError
+from data_pipeline.synth import SAMPLE_RATE, STEMS, make_synthetic_dataset
+from waveunet_tf.errors import UsageError, UserError
+from waveunet_tf.resources import require_disk, require_memory
+
+# Peak memory of synthesizing one track, per stereo frame: 148 bytes measured with tracemalloc around
+# data_pipeline.synth.synth_track (10 s and 40 s tracks), plus the int32 sum that makes the mixture.
+TRACK_BYTES_PER_FRAME = 200
+WAV_BYTES_PER_FRAME = 4  # 16-bit stereo
+WAV_MAX_BYTES = 2 ** 32 - 1 - 44  # a WAV file's sizes are 32-bit: 4 GiB less its header
 
 HELP = "write a synthetic multitrack dataset in the MUSDB18-HQ layout (for tests and the demo)"
 
@@ -31,7 +39,24 @@ def run(args):
     existing = [p for sub in ("train", "test") for p in (out / sub).glob("*/mixture.wav")]
     if existing and not args.force:
         raise UserError(f"{out} already holds {len(existing)} tracks; choose another folder or pass --force")
+    check_size(out, args.tracks + args.test_tracks, args.seconds)
     make_synthetic_dataset(out, tracks=args.tracks, test_tracks=args.test_tracks, seconds=args.seconds,
                            seed=args.seed, progress=True)
     print(out)
     return 0
+
+
+def check_size(out, tracks: int, seconds: float) -> None:
+    """Refuse, before any work, ``tracks`` tracks of ``seconds`` that do not fit: in a WAV file, in the memory
+    one track needs while it is made, or on the disk under ``out`` (each track: its stems and the mixture)."""
+    if seconds == math.inf:
+        raise UsageError("--seconds must be a finite number of seconds, not inf")
+    if not seconds > 0 or tracks < 1:
+        return  # make_synthetic_dataset says what is wrong
+    frames = round(seconds * SAMPLE_RATE)
+    if frames * WAV_BYTES_PER_FRAME > WAV_MAX_BYTES:
+        raise UsageError(f"--seconds {seconds:g} makes WAV files over 4 GiB, which the format cannot hold; give at "
+                         f"most {WAV_MAX_BYTES // WAV_BYTES_PER_FRAME // SAMPLE_RATE} seconds")
+    require_memory(frames * TRACK_BYTES_PER_FRAME, f"a track of {seconds:g} s", "--seconds")
+    require_disk(tracks * (len(STEMS) + 1) * frames * WAV_BYTES_PER_FRAME, out,
+                 f"writing {tracks} tracks of {seconds:g} s", "--seconds or --tracks/--test-tracks")
