@@ -144,3 +144,29 @@ def test_cli_in_a_fresh_process_and_its_one_line_errors(tmp_path):
     assert "The above exception was the direct cause of the following exception" in debug.stderr
     assert "NotFoundError: Unsuccessful TensorSliceReader constructor" in debug.stderr.split("The above exception")[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m6.keras"]  # nothing half-written is left
+
+
+def test_a_truncated_checkpoint_names_its_data_file_and_what_is_wrong(tmp_path):
+    """Issue 21, 7: a data file cut short said only "IndexError: Read less bytes than requested"."""
+    import shutil
+    folder, off, _ = official("tiny_M4")
+    copy = tmp_path / "ckpt"
+    shutil.copytree(folder, copy)
+    data = next(copy.glob("model-123.data-*"))
+    data.chmod(0o644)
+    with open(data, "r+b") as f:
+        f.truncate(20000)  # of 136,312 bytes: the import's variables lie beyond
+    for given in (copy, copy / "model-123"):  # the folder and the prefix
+        with pytest.raises(UserError) as e:
+            import_checkpoint(given, config_from_official(off, name="tiny_M4"))
+        assert str(e.value).startswith(f"checkpoint {given} is damaged: {data} ends before separator/")
+        assert "shorter than its .index says" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_model_of_a_saved_model_says_what_it_is_not_what_a_command_needs(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(b"")  # what makes a folder a SavedModel
+    with pytest.raises(UserError) as e:
+        load_model(tmp_path)
+    assert str(e.value) == (f"{tmp_path} is a SavedModel (as `waveunet export` writes), not a Keras model: expected "
+                            "a run directory with best.keras, a .keras file, or official:NAME; load_any_model loads "
+                            "SavedModels")

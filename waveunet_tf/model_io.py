@@ -49,7 +49,8 @@ def resolve_keras_path(path, accepted=KERAS_MODELS) -> Path:
         if (path / "best.keras").is_file():
             return path / "best.keras"
         if is_saved_model(path):
-            raise UserError(f"{path} is a SavedModel; this command needs {KERAS_MODELS}")
+            raise UserError(f"{path} is a SavedModel (as `waveunet export` writes), not a Keras model: expected "
+                            f"{accepted}; load_any_model loads SavedModels")
         raise UserError(f"{path} is not a model: expected {accepted}")
     if not path.exists():
         raise UserError(f"model {path} does not exist")

@@ -96,5 +96,19 @@ def import_checkpoint(checkpoint, config: WaveUNetConfig):
         raise UserError(f"checkpoint {checkpoint} does not fit {config.name}: it has {extra[0]} "
                         f"{list(shapes[extra[0]])}, which the model lacks (more layers or sources?)")
     for name, var in pairs:
-        var.assign(reader.get_tensor(name))
+        try:
+            value = reader.get_tensor(name)
+        except (IndexError, tf.errors.OpError) as e:  # the index names more bytes than the data file holds
+            raise UserError(f"checkpoint {checkpoint} is damaged: {_data_files(checkpoint)} ends before {name} "
+                            f"({first_line(e)}): it is shorter than its .index says, e.g. a download or copy that "
+                            "stopped early; copy or download it again") from e
+        var.assign(value)
     return model
+
+
+def _data_files(checkpoint) -> str:
+    """The data file(s) of the checkpoint prefix (or folder) ``checkpoint``, for messages."""
+    import tensorflow as tf
+    prefix = tf.train.latest_checkpoint(str(checkpoint)) if Path(checkpoint).is_dir() else str(checkpoint)
+    files = sorted(Path(prefix or checkpoint).parent.glob(f"{Path(prefix or checkpoint).name}.data-*"))
+    return ", ".join(map(str, files)) or f"{prefix}.data-*"
