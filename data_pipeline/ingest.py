@@ -28,6 +28,7 @@ from data_pipeline.workers import worker_pool
 from waveunet_tf.audio import resample, write_wav
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.files import atomic_write_text, process_lock, remove_partials
+from waveunet_tf.progress import Progress
 
 SUBSETS = ("train", "test")
 _STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MUSDB18 .stem.mp4 stream order
@@ -228,8 +229,7 @@ def _prepare_all(todo: list, run, jobs: int, skip_bad: bool, bar) -> tuple[dict,
                 raise UserError(f"{e} (tracks already prepared are kept; --skip-bad continues past bad "
                                 f"tracks)") from e
             skipped.append({"name": t["name"], "subset": t["subset"], "error": str(e)})
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
 
     if jobs == 1 or len(todo) <= 1:
         for t in todo:
@@ -275,17 +275,10 @@ def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split:
                 done[(t["subset"], t["name"])] = record
             else:
                 todo.append(t)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), unit="track", desc="prepare")
-        try:
+        with Progress(len(tracks), "prepare", "track", initial=len(tracks) - len(todo), enabled=progress) as bar:
             records, skipped = _prepare_all(
                 todo, partial(prepare_track, wav=wav, cache=str(cache), sample_rate=sample_rate, subtype=subtype),
                 jobs, skip_bad, bar)
-        finally:
-            if bar is not None:
-                bar.close()
         records.update(done)
         prepared = [t for t in tracks if (t["subset"], t["name"]) in records]
         if not prepared:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from waveunet_tf.audio import write_wav
+from waveunet_tf.progress import Progress
 from waveunet_tf.errors import UsageError
 
 SAMPLE_RATE = 44100
@@ -206,19 +207,13 @@ def make_synthetic_dataset(out, tracks: int = 8, test_tracks: int = 2, seconds: 
         raise UsageError(f"--seconds must be positive, not {seconds}")
     jobs = [("train", i, f"synth {i:03d}") for i in range(tracks)]
     jobs += [("test", tracks + i, f"synth test {i:03d}") for i in range(test_tracks)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), unit="track", desc="synth")
-    for subset, index, name in jobs:
-        stems = synth_track(seed, index, seconds)
-        folder = out / subset / name
-        mixture = np.sum([stems[s].astype(np.int32) for s in STEMS], axis=0).astype(np.int16)
-        for stem, audio in stems.items():
-            write_wav(folder / f"{stem}.wav", audio, SAMPLE_RATE)
-        write_wav(folder / "mixture.wav", mixture, SAMPLE_RATE)
-        if bar is not None:
+    with Progress(len(jobs), "synth", "track", enabled=progress) as bar:
+        for subset, index, name in jobs:
+            stems = synth_track(seed, index, seconds)
+            folder = out / subset / name
+            mixture = np.sum([stems[s].astype(np.int32) for s in STEMS], axis=0).astype(np.int16)
+            for stem, audio in stems.items():
+                write_wav(folder / f"{stem}.wav", audio, SAMPLE_RATE)
+            write_wav(folder / "mixture.wav", mixture, SAMPLE_RATE)
             bar.update(1)
-    if bar is not None:
-        bar.close()
     return out

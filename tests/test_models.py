@@ -385,3 +385,14 @@ def test_models_lists_the_published_scores_and_the_cache(cache, capsys):
         in out
     assert "vocals 4.95" in out and "drums 4.15" in out
     assert out.count("not cached: fetched on first use") == 3 and str(cache) in out
+
+
+def test_download_into_a_log_file_writes_a_few_lines_not_a_bar(blob, tmp_path, capsys):
+    """Issue 21, 8: the download drew its bar into log files; a bar only in a terminal, as training does."""
+    with ArchiveServer(blob["path"], ranges=True) as server:
+        download(server.url, tmp_path / "models.zip.download", progress=True, desc="official models")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert 1 <= len(lines) <= 4 and all(line.startswith("official models: ") for line in lines), lines
+    assert lines[-1] == "official models: 4.2 MB of 4.2 MB (100%)"  # 4 << 20 bytes

@@ -1,5 +1,7 @@
 """Downloading one large file over HTTP(S) so that an interruption costs nothing: the bytes go to a file that is
-resumed with a Range request (restarted when the server ignores Range), with a progress bar in bytes.
+resumed with a Range request (restarted when the server ignores Range), with its progress in bytes (a bar in a
+terminal, a few lines in a log file). A connection that receives nothing for ``TIMEOUT_S`` seconds is an
+interruption: retried (resuming) ``RETRIES`` times in all, then given up with one line; run again to resume.
 
 The caller names the file (a name its cleanup keeps) and renames it when the download is complete and checked.
 """
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from waveunet_tf import __version__
 from waveunet_tf.errors import first_line
+from waveunet_tf.progress import Progress
 
 RETRIES = 3  # attempts per download, each resuming where the last one stopped
-TIMEOUT_S = 60
+TIMEOUT_S = 60  # seconds without a byte (to connect, or between reads) before an attempt is given up
 _CHUNK = 1 << 20
 
 
@@ -94,7 +97,7 @@ def _download_once(url: str, partial: Path, progress: bool, desc: str) -> None:
         start = have if resumed else 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        bar = _bar(total, start, progress, desc)
+        bar = Progress(total, desc, "B", initial=start, enabled=progress)
         received = start
         try:
             with open(partial, "r+b" if resumed else "wb") as f:
@@ -120,9 +123,3 @@ def _read(response) -> bytes:
 def _range_start(response) -> int | None:
     m = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
     return int(m.group(1)) if m else None
-
-
-def _bar(total, initial, progress, desc):
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=desc, disable=not progress, file=sys.stderr)
