@@ -18,7 +18,7 @@ from fake_tf_serving import FakeTFServing
 from test_separate import noise, tiny_model
 
 from waveunet_tf.cli import main
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UsageError, UserError
 from waveunet_tf.separate import separate_array
 from waveunet_tf.serving import client
 from waveunet_tf.serving.export import export_saved_model
@@ -295,3 +295,19 @@ def test_a_cut_http_answer_is_retried_and_the_answer_after_it_used(monkeypatch):
     monkeypatch.setattr(client, "BACKOFF_S", 0.0)
     server = client.RestServer("http://127.0.0.1:1", "m", retries=1)
     assert server._request("/v1/models/m") == {"ok": 1} and answers == []
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"url": "http://"}, "--url must name a host, e.g. http://localhost:8501, not 'http://'"),
+    ({"url": "http://:8501"}, "--url must name a host"),
+    ({"url": "http://local host:8501"}, "--url must name a host"),
+    ({"grpc_target": "localhost"}, "--grpc takes HOST:PORT (e.g. localhost:8500), not 'localhost'"),
+    ({"grpc_target": " "}, "--grpc takes HOST:PORT"),
+    ({"grpc_target": ":8500"}, "--grpc takes HOST:PORT"),
+    ({"url": "http://localhost:8501", "name": " "}, "--model-name must be the model's name on the server"),
+])
+def test_an_address_or_name_no_server_answers_to_is_refused_before_connecting(where, message):
+    """Issue 21, 2: such values failed late (after retries) or with a TypeError."""
+    with pytest.raises(UsageError) as e:
+        client.connect(**{"name": "wun", **where}, retries=0)
+    assert message in str(e.value)

@@ -264,8 +264,24 @@ def connect(url=None, grpc_target=None, name="waveunet", version=None, label=Non
         raise UsageError(f"--model-version must be a version number (0 or more), not {version}")
     if timeout <= 0 or retries < 0:
         raise UsageError(f"--timeout must be positive and --retries at least 0, not {timeout} and {retries}")
+    check_where(url, grpc_target, name)
     kind = RestServer if url else GrpcServer
     return kind(url or grpc_target, name, version, label, timeout, retries)
+
+
+def check_where(url, grpc_target, name) -> None:
+    """One line (:class:`UsageError`) for an address or model name that no server could answer to, before any
+    connection is tried: a URL without a host, a gRPC target that is not HOST:PORT, a blank model name."""
+    if not name or name != name.strip():
+        raise UsageError(f"--model-name must be the model's name on the server (e.g. waveunet), not {name!r}")
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme in ("http", "https") and (not parts.hostname or any(c.isspace() for c in url)):
+            raise UsageError(f"--url must name a host, e.g. http://localhost:8501, not {url!r}")
+    elif grpc_target is not None and "://" not in grpc_target:
+        host, _, port = grpc_target.rpartition(":")
+        if not host or any(c.isspace() for c in grpc_target) or not port.isdigit():
+            raise UsageError(f"--grpc takes HOST:PORT (e.g. localhost:8500), not {grpc_target!r}")
 
 
 def served_facts(server) -> dict:
