@@ -396,3 +396,20 @@ def test_download_into_a_log_file_writes_a_few_lines_not_a_bar(blob, tmp_path, c
     lines = err.splitlines()
     assert 1 <= len(lines) <= 4 and all(line.startswith("official models: ") for line in lines), lines
     assert lines[-1] == "official models: 4.2 MB of 4.2 MB (100%)"  # 4 << 20 bytes
+
+
+def test_a_stalled_download_is_resumed_after_the_timeout_the_readme_states(blob, tmp_path, monkeypatch):
+    import re
+    from waveunet_tf import download as download_module
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    stated = re.search(r"a download\s+that receives nothing for (\d+) s is interrupted", readme)
+    assert stated and int(stated.group(1)) == download_module.TIMEOUT_S
+    assert re.search(rf"{download_module.RETRIES} attempts in all", readme)
+    monkeypatch.setattr(download_module, "TIMEOUT_S", 0.5)  # the server pauses 3 s after each MiB it sends
+    partial = tmp_path / "models.zip.download"
+    with ArchiveServer(blob["path"], pace=3.0) as server:
+        with pytest.raises(download_module.DownloadFailed, match=r"interrupted 3 times \(timed out; .* bytes kept"):
+            download(server.url, partial, progress=False)
+    mib = 1 << 20
+    assert server.requests == [(None, 200), (f"bytes={mib}-", 206), (f"bytes={2 * mib}-", 206)]
+    assert partial.read_bytes() == blob["path"].read_bytes()[:3 * mib]

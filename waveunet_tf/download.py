@@ -1,7 +1,8 @@
 """Downloading one large file over HTTP(S) so that an interruption costs nothing: the bytes go to a file that is
 resumed with a Range request (restarted when the server ignores Range), with its progress in bytes (a bar in a
-terminal, a few lines in a log file). A connection that receives nothing for ``TIMEOUT_S`` seconds is an
-interruption: retried (resuming) ``RETRIES`` times in all, then given up with one line; run again to resume.
+terminal, a few lines in a log file). A download that receives nothing for ``TIMEOUT_S`` seconds is interrupted
+and resumed (``RETRIES`` attempts in all); a server that cannot be reached or does not answer a request within
+``TIMEOUT_S`` ends it at once (:class:`DownloadFailed`).
 
 The caller names the file (a name its cleanup keeps) and renames it when the download is complete and checked.
 """
@@ -21,7 +22,7 @@ from waveunet_tf.errors import first_line
 from waveunet_tf.progress import Progress
 
 RETRIES = 3  # attempts per download, each resuming where the last one stopped
-TIMEOUT_S = 60  # seconds without a byte (to connect, or between reads) before an attempt is given up
+TIMEOUT_S = 60  # seconds to wait to connect, for an answer, or for the next bytes (the README says it)
 _CHUNK = 1 << 20
 
 
