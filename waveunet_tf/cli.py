@@ -69,9 +69,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="waveunet", description="Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) "
-                                     "in TensorFlow/Keras: the paper's variants, training, evaluation, separation "
-                                     "and serving.")
+    parser = Parser(prog="waveunet", description="Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) in "
+                    "TensorFlow/Keras: the paper's variants, training, evaluation, separation and serving. An "
+                    "empty argument is a usage error for every command (write . for the current folder).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in _available_commands():

@@ -18,7 +18,8 @@ def add_arguments(p):
     p.add_argument("--variant", default="M4", help="paper variant, untrained full size (weights do not change "
                    "the speed) (default: M4)")
     p.add_argument("--seconds", type=float, default=60.0, help="length of the stereo test song "
-                   "(default: 60; 600 for the peak memory of a 10-minute song)")
+                   "(default: 60; 600 for the peak memory of a 10-minute song; a song whose arrays cannot fit in the "
+                   "available memory is refused before the model is built)")
     p.add_argument("--rate", type=int, default=0, help="sample rate of the test song (default: the model's, so "
                    "the figures are the network's compute, windowing and stitching, like the official figures; "
                    "e.g. 44100 to include resampling to the model's rate and back)")

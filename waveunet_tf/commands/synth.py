@@ -20,7 +20,12 @@ Every track has a sung-like line (vocals), a drum kit on a tempo grid (drums), a
 chords or arpeggios (other), with random key, tempo, levels and panning; the mixture is the exact sum of the
 stems, with headroom so nothing clips. The same --seed gives the same files. Prepare it with
 `waveunet prepare --musdb-root OUT --wav --cache CACHE` (its train tracks have no official musdb validation
-split: `--split musdb` then holds out the last quarter of the train tracks by name)."""
+split: `--split musdb` then holds out the last quarter of the train tracks by name).
+
+Sizes that cannot fit are refused before anything is written: a WAV file holds at most 4 GiB (24347 s of 44.1 kHz
+stereo 16-bit), one track needs about 200 bytes of memory per frame while it is made, and all tracks need their
+stems and mixture (20 bytes per frame) of free disk under OUT. Progress: a bar in a terminal, a few lines when
+stderr is a file or a pipe."""
 
 
 def add_arguments(p):
