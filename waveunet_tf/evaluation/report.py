@@ -35,7 +35,7 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
     raw = max(hi - lo, 1e-9) / count
     step = next(m * 10 ** np.floor(np.log10(raw)) for m in (1, 2, 5, 10) if m * 10 ** np.floor(np.log10(raw)) >= raw)
-    return [float(t) for t in np.arange(np.ceil(lo / step) * step, hi + step / 2, step)]
+    return [round(float(t), 9) + 0.0 for t in np.arange(np.ceil(lo / step) * step, hi + step / 2, step)]  # no -0
 
 
 def frame_plot(track: dict, sources: list[str]) -> str:
@@ -58,20 +58,24 @@ def frame_plot(track: dict, sources: list[str]) -> str:
     parts = [f'<rect x="{PAD_L}" y="{PAD_T}" width="{width}" height="{height}" fill="#fff" stroke="#bbb"/>',
              f'<text x="{PAD_L}" y="13">SDR (dB) per 1-s frame:</text>']
     for v in _ticks(lo, hi, 4):
+        if not lo <= v <= hi:
+            continue
         y = y_of(v)
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
                      f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
     for t in _ticks(0, frames, 8) if frames else []:
         parts.append(f'<text x="{x_of(t):.1f}" y="{SVG_H - 6}" text-anchor="middle">{t:g} s</text>')
     for i, (source, x) in enumerate(series.items()):
+        color = SOURCE_COLORS.get(source, "#555")
         path, pen = [], "M"
         for k, v in enumerate(x):
-            if np.isfinite(v):
-                path.append(f"{pen}{x_of(k + 0.5):.1f},{y_of(v):.1f}")
-                pen = "L"
-            else:
+            if not np.isfinite(v):
                 pen = "M"
-        color = SOURCE_COLORS.get(source, "#555")
+                continue
+            path.append(f"{pen}{x_of(k + 0.5):.1f},{y_of(v):.1f}")
+            if pen == "M" and not (k + 1 < len(x) and np.isfinite(x[k + 1])):  # a lone frame: a dot, not a line
+                parts.append(f'<circle cx="{x_of(k + 0.5):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}"/>')
+            pen = "L"
         if path:
             parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{color}" stroke-width="1.5"/>')
         parts.append(f'<text x="{PAD_L + 140 + 110 * i}" y="13" fill="{color}">{esc(source)}</text>')
