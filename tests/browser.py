@@ -45,7 +45,9 @@ def _open(browser, html: Path, requests: list, errors: list):
 MEDIA = """() => Promise.all([...document.querySelectorAll("audio")].map(a => new Promise(done => {
   const report = () => done({src: a.getAttribute("src"), duration: a.duration, error: a.error && a.error.code});
   if (a.readyState >= 1 || a.error) return report();
-  a.addEventListener("loadedmetadata", report); a.addEventListener("error", report); a.load();
+  // the page loads nothing before play (preload="none"): ask for the metadata as a play would
+  a.addEventListener("loadedmetadata", report); a.addEventListener("error", report);
+  a.preload = "metadata"; a.load();
 })))"""
 IMAGES = """() => [...document.images].map(i => ({complete: i.complete, width: i.naturalWidth}))
   .concat([...document.querySelectorAll("svg")].map(s => { const r = s.getBoundingClientRect();

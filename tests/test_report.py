@@ -182,3 +182,12 @@ def test_table_html_compares_runs(evaluation, tmp_path, capsys):
     assert cli.main(["table", str(out), "--html", str(page), "--force"]) == 0
     assert cli.main(["table", str(out), "--html", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_the_browser_check_catches_a_broken_excerpt(evaluation, tmp_path):
+    out = tmp_path / "eval"
+    shutil.copytree(evaluation[0], out)
+    clip = next((out / "report_files" / excerpts.track_folder(LONG)).glob("vocals-estimate-*.mp3"))
+    clip.write_bytes(b"not an mp3 at all" * 100)
+    with pytest.raises(AssertionError, match="audio that did not load"):
+        browser.check_page(out / "report.html", tmp_path / "broken.png")

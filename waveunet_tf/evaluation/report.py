@@ -98,8 +98,10 @@ def track_table(tracks: dict, sources: list[str]) -> str:
 
 
 def _audio(folder: str, name: str) -> str:
+    # preload="none": a MUSDB18 report has up to 1,800 players, and Chromium given that many preloading ones did
+    # not finish loading the page in 30 s (measured); each loads when played
     src = quote(f"{excerpts.FILES_DIR}/{folder}/{name}")
-    return f'<audio controls preload="metadata" src="{src}"></audio>'
+    return f'<audio controls preload="none" src="{src}"></audio>'
 
 
 def excerpt_table(name: str, manifest: dict | None, sources: list[str]) -> str:
