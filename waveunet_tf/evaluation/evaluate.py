@@ -165,8 +165,9 @@ def gain_line(gain: dict) -> str:
 
 def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
     """Aggregate the score files under ``out`` into ``results.json``, ``baseline.json``, ``results.md``,
-    ``sdr.png`` and ``report.html``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic vs real tracks)
-    to ``results.md`` and ``groups.json``. Returns ``{"results", "baseline", "gain", "groups"}``."""
+    ``sdr.png`` and ``report.html``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic
+    vs real tracks) to ``results.md``, ``groups.json`` and the report. Returns ``{"results", "baseline", "gain",
+    "groups"}``."""
     out = Path(out)
     tracks = load_scores(out / SCORES_DIR)
     base_tracks = load_scores(out / BASELINE_DIR) if (out / BASELINE_DIR).is_dir() else {}
@@ -234,7 +235,8 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         record.claim(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
                            "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset},
                      scored + aggregates, force)
-        for folder in scored + [out / excerpts.FILES_DIR]:  # leftovers of an evaluation killed while writing (never the training's files)
+        # leftovers of an evaluation killed while writing (never the training's files)
+        for folder in scored + [out / excerpts.FILES_DIR]:
             remove_partials(folder)
         if keras_file.resolve().parent != out.resolve():  # not the run dir (training's config.json is there):
             config.to_json(out / "config.json")  # so `waveunet table` can name the row after the variant

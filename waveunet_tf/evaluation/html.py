@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from string import Template
 
-from waveunet_tf.evaluation.scores import METRICS, format_db, ordered_sources
-from waveunet_tf.evaluation.table import STATS
+from waveunet_tf.evaluation.scores import METRICS, format_db
+from waveunet_tf.evaluation.table import STATS, grouped
 from waveunet_tf.files import atomic_path
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
@@ -54,13 +54,8 @@ def paper_tables(rows: list[dict], page_dir: Path) -> str:
     """``build_rows`` rows as the paper's tables (one per set of sources, as ``results.md``): SDR median / MAD /
     mean / SD per source and SiSEC's median. Cells of our rows and baselines name their file (relative to
     ``page_dir``, the folder of the page) and key."""
-    groups: dict[tuple, list] = {}
-    for row in rows:
-        groups.setdefault(tuple(ordered_sources(row["paper"])), []).append(row)
     parts = []
-    for sources, group in groups.items():
-        head = ["model", "tracks"] + [f"{s} {k}" for s in sources for k in ("med", "MAD", "mean", "SD")] + \
-               [f"{s} SiSEC" for s in sources]
+    for sources, head, group in grouped(rows):
         lines = []
         for row in group:
             doc = row["path"] and row["kind"] in ("ours", "baseline") and relative(row["path"], page_dir)

@@ -24,7 +24,7 @@ from waveunet_tf.evaluation.html import (SOURCE_COLORS, esc, metrics_table, num,
                                          table, text_cell, write_page)
 from waveunet_tf.evaluation.record import read_record
 from waveunet_tf.evaluation.scores import METRICS, format_db, ordered_sources
-from waveunet_tf.evaluation.table import build_rows
+from waveunet_tf.evaluation.table import NOTE, build_rows
 from waveunet_tf.files import check_writable
 
 REPORT = "report.html"
@@ -161,7 +161,8 @@ def write_report(out, tracks: dict, results: dict, baseline: dict | None, groups
             "are those of results.json and baseline.json beside this page; click a column to sort.</p>",
             '<nav><a href="#table">table</a><a href="#plots">SDR plots</a><a href="#metrics">all metrics</a>'
             '<a href="#tracks">per track</a><a href="#listen">listen</a></nav>',
-            '<h2 id="table">SDR (dB), the paper\'s table</h2>', paper_tables(build_rows([out]), out)]
+            '<h2 id="table">SDR (dB), the paper\'s table</h2>', paper_tables(build_rows([out]), out),
+            f'<p class="note">{esc(NOTE)}</p>']
     if gain_text:
         body.append(f"<p>Median SDR gain over the mixture as estimate: {esc(gain_text)}.</p>")
     body += ['<h2 id="plots">SDR per source</h2>', png_img(out / "sdr.png", "SDR box plots per source")]
@@ -206,9 +207,7 @@ def write_comparison(paths, html_file) -> Path:
             links.append(f'<li><a href="{href}">{esc(folder.name)}</a></li>')
     stale = [f"<li>[stale] {esc(r['path'])}: {esc(r['stale'])}</li>" for r in rows if r["stale"]]
     body = ["<h1>Wave-U-Net runs compared</h1>",
-            '<p class="note">SDR in dB, BSSEval v4, 1-s frames. med/MAD/mean/SD: the paper\'s aggregate (frames of '
-            "all tracks pooled, NaN ignored); SiSEC: median over tracks of per-track medians. Published rows: 50 "
-            "MUSDB18 test tracks. Click a column to sort.</p>", paper_tables(rows, html_file.parent)]
+            f'<p class="note">{esc(NOTE)} Click a column to sort.</p>', paper_tables(rows, html_file.parent)]
     if stale:
         body.append(f"<ul>{''.join(stale)}</ul>")
     if links:
