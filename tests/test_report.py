@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -63,6 +64,8 @@ def _evaluation(out: Path) -> dict:
     tracks = {LONG: Track(LONG, 25.3, 0), SHORT: Track(SHORT, 0.6, 1)}
     (out / "evaluation.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps({"subset": "test"}))
+    (out / "state.json").write_text("{}")  # a run directory: its training curves go into the report
+    plt.imsave(out / "loss.png", np.eye(8))
     for name, track in tracks.items():
         for s in SOURCES:
             write_wav(out / "test" / name / f"{s}.wav", 0.5 * track.targets[s].audio, RATE)
@@ -135,7 +138,7 @@ def test_report_in_a_browser(evaluation):
         assert seconds <= seen["durations"][src] < seconds + 0.1, src
     # paper table (our row and baseline: 2 x (4 x 2 + 2) cells) and all metrics (2 x 2 sources x 4 x 5)
     assert seen["numbers"] == 2 * (4 * 2 + 2) + 2 * 2 * 4 * 5
-    assert seen["images"] >= 1 + len(tracks)  # sdr.png and a frame plot per track
+    assert seen["images"] == 2 + len(tracks)  # sdr.png, loss.png and a frame plot per track
     medians = sorted(np.nanmedian(np.array(f, dtype=float)) for sdr in (LONG_SDR, SHORT_SDR)
                      for f in sdr.values() if any(v is not None for v in f))
     up, down = seen["sorted"]

@@ -92,6 +92,7 @@ def test_reproduce_tiny_end_to_end_then_resume(tmp_path, tiny_synth, capsys):
     # it skips, saying why, where Chromium cannot be installed
     seen = browser.check_page(run / "report.html", tmp_path / "report.png")
     assert seen["numbers"] > 0 and len(seen["durations"]) >= 2 * 3  # per track: mixture, reference, estimate
+    assert seen["images"] == 2 + 2  # sdr.png, the run's loss.png, a frame plot per test track
 
 
 @pytest.mark.parametrize("extra, message, code", [

@@ -26,6 +26,7 @@ from waveunet_tf.evaluation.record import read_record
 from waveunet_tf.evaluation.scores import METRICS, format_db, ordered_sources
 from waveunet_tf.evaluation.table import NOTE, build_rows
 from waveunet_tf.files import check_writable
+from waveunet_tf.training.run_dir import STATE_FILE
 
 REPORT = "report.html"
 SVG_W, SVG_H, PAD_L, PAD_R, PAD_T, PAD_B = 760, 180, 44, 24, 22, 22  # frame plot size and margins (px)
@@ -139,10 +140,11 @@ def track_sections(out: Path, tracks: dict, subset: str | None, sources: list[st
 
 
 def _training_plot(out: Path, record: dict | None) -> str:
-    """``loss.png`` of the run the model came from (its folder, else ``out``), or ""."""
+    """``loss.png`` of the run directory the model came from (its folder, else ``out``: a run dir moved with its
+    results), or "" when the model is no run's."""
     folders = ([Path(record["model"]).parent] if record and record.get("model") else []) + [out]
     for folder in folders:
-        if (folder / "loss.png").is_file():
+        if (folder / STATE_FILE).is_file() and (folder / "loss.png").is_file():
             return "<h2 id=\"training\">Training</h2>" + png_img(folder / "loss.png", "training and validation loss")
     return ""
 
