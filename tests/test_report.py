@@ -152,9 +152,9 @@ def test_rebuilt_when_scores_change(evaluation, tmp_path):
     changed = dict(LONG_SDR, vocals=[-9.0] + LONG_SDR["vocals"][1:])  # a resumed evaluation scored it again
     _score_file(out / "scores" / "test" / f"{LONG}.json", changed)
     assert not excerpts.up_to_date(out, "test", LONG)
-    assert "No excerpts for this track" not in (out / "report.html").read_text()
+    assert "No excerpts for this track yet" not in (out / "report.html").read_text()
     summarize(out, label="M4")  # before the excerpts are rewritten: the page says so, never shows old ones
-    assert "No excerpts for this track" in (out / "report.html").read_text()
+    assert "No excerpts for this track yet" in (out / "report.html").read_text()
     assert excerpts.write_track_excerpts(tracks[LONG], out, "test", SOURCES)
     assert not excerpts.write_track_excerpts(tracks[LONG], out, "test", SOURCES)  # up to date: nothing done
     manifest = excerpts.read_manifest(out / "report_files" / excerpts.track_folder(LONG))
@@ -164,7 +164,7 @@ def test_rebuilt_when_scores_change(evaluation, tmp_path):
     results = json.loads((out / "results.json").read_text())
     median = results["paper"]["vocals"]["SDR"]["median"]
     assert f'data-key="results.json#paper.vocals.SDR.median">{median:.2f}<' in page
-    assert "No excerpts for this track" not in page
+    assert "No excerpts for this track yet" not in page
     assert sorted(p.name for p in out.glob("report*")) == ["report.html", "report_files"]
 
 

@@ -109,8 +109,8 @@ def excerpt_table(name: str, manifest: dict | None, sources: list[str]) -> str:
     """The listening table of one track: per source the best, typical and worst moment, its frame's SDR and the
     mixture, reference and estimate excerpts."""
     if manifest is None:
-        return '<p class="note">No excerpts for this track (its scores changed since they were written: ' \
-               "evaluate again to write them).</p>"
+        return '<p class="note">No excerpts for this track yet (none written, or its scores changed since): run ' \
+               "the same evaluate command again to write them.</p>"
     folder, rows = excerpts.track_folder(name), []
     for s in sources:
         entries = manifest["sources"].get(s, [])
