@@ -1,7 +1,11 @@
-"""The size and time of the report's listening excerpts for one synthetic MUSDB18-like track (4 minutes, 4 sources,
-random frame SDRs, noise audio) and that times 50, the MUSDB18 test set (README, "The report").
+"""The size and time of the report's listening excerpts (README, "The report").
 
-    .venv/bin/python experiments/report_budget.py
+    .venv/bin/python experiments/report_budget.py            # one synthetic MUSDB18-like track, and x 50
+    .venv/bin/python experiments/report_budget.py runs/demo  # the test tracks of a reproduce run directory
+
+The first: a 4-minute, 4-source track (noise audio, random frame SDRs) and that times 50, the MUSDB18 test set.
+The second writes the excerpts of an evaluated run's test tracks again, into a temporary folder (the run is only
+read), as ``evaluate`` does: each track decoded once, then the excerpts timed.
 """
 
 import json
@@ -58,5 +62,32 @@ def main() -> None:
           f"x 50 tracks: {50 * size / 1e6:.1f} MB, {50 * seconds / 60:.1f} min")
 
 
+def run_dir(run: Path) -> None:
+    import musdb
+    from waveunet_tf.evaluation.evaluate import _decoded_once
+    from waveunet_tf.evaluation.record import read_record
+    record = read_record(run)
+    sources = json.loads((run / "config.json").read_text())["sources"]
+    db = musdb.DB(root=record["musdb_root"], is_wav=record["wav"], subsets=record["subset"])
+    wall = cpu = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for name in ("scores", record["subset"]):  # what the excerpts read, unchanged
+            (out / name).symlink_to((run / name).resolve())
+        for track in db.tracks:
+            with _decoded_once(track):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                excerpts.write_track_excerpts(track, out, record["subset"], sources)
+                wall += time.perf_counter() - start
+                cpu += time.process_time() - cpu_start
+        files = [p for p in (out / excerpts.FILES_DIR).rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+    print(f"{len(db.tracks)} tracks: {sum(p.suffix == '.mp3' for p in files)} excerpts, {size:,} bytes, "
+          f"{wall:.1f} s ({cpu:.1f} s of CPU)")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        run_dir(Path(sys.argv[1]))
+    else:
+        main()

@@ -20,6 +20,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -114,6 +115,27 @@ def evaluate_track(track, separate, sources, out: Path, subset: str, baseline: b
         _write_scores(museval.eval_mus_track(track, {s: mixture for s in sources}, win=1.0, hop=1.0), base_path)
         did = True
     return did
+
+
+def _track_done(track, out: Path, subset: str, baseline: bool) -> bool:
+    """Whether ``track`` is scored (and its baseline, if asked) and its report excerpts are up to date."""
+    return (out / SCORES_DIR / subset / f"{track.name}.json").is_file() and excerpts.up_to_date(
+        out, subset, track.name) and (not baseline or (out / BASELINE_DIR / subset / f"{track.name}.json").is_file())
+
+
+@contextlib.contextmanager
+def _decoded_once(track):
+    """Hold the musdb ``track``'s mixture and stems in memory for the block, then let them go: musdb decodes a
+    file (through ffmpeg, even a WAV) at every ``.audio``, and the separation, museval, the baseline and the
+    report's excerpts each read them (half of the excerpts' time on the demo's tracks was that decoding)."""
+    stems = [track] + list(track.sources.values())
+    try:
+        for stem in stems:
+            stem.audio = stem.audio
+        yield
+    finally:
+        for stem in stems:
+            stem.audio = None
 
 
 # --- aggregation ------------------------------------------------------------------------------------------
@@ -248,8 +270,11 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
             for track in bar:
                 bar.set_postfix_str(track.name[:30])
-                evaluate_track(track, separate, config.sources, out, subset, baseline=baseline)
-                excerpts.write_track_excerpts(track, out, subset, config.sources)
+                if _track_done(track, out, subset, baseline):
+                    continue
+                with _decoded_once(track):
+                    evaluate_track(track, separate, config.sources, out, subset, baseline=baseline)
+                    excerpts.write_track_excerpts(track, out, subset, config.sources)
         summary = summarize(out, groups=groups, label=config.name)
     summary["out"] = out
     return summary
