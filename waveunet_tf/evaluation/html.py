@@ -60,7 +60,9 @@ def paper_tables(rows: list[dict], page_dir: Path) -> str:
         for row in group:
             doc = row["path"] and row["kind"] in ("ours", "baseline") and relative(row["path"], page_dir)
             path = f' title="{esc(row["path"])}"' if row["path"] else ""
-            cells = [f'<td class="text"{path}>{esc(row["label"])}</td>', f"<td>{row['tracks'] or '-'}</td>"]
+            tracks = row["tracks"]
+            cells = [f'<td class="text"{path}>{esc(row["label"])}</td>',
+                     f'<td data-v="{tracks or ""}">{tracks or "-"}</td>']  # sorts as a number
             cells += [num(row["paper"].get(s, {}).get(k), doc and f"{doc}#paper.{s}.SDR.{k}")
                       for s in sources for k in STATS]
             cells += [num(row["sisec"].get(s), doc and f"{doc}#sisec.{s}.SDR") for s in sources]
