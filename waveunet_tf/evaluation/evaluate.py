@@ -119,8 +119,9 @@ def evaluate_track(track, separate, sources, out: Path, subset: str, baseline: b
 
 def _track_done(track, out: Path, subset: str, baseline: bool) -> bool:
     """Whether ``track`` is scored (and its baseline, if asked) and its report excerpts are up to date."""
-    return (out / SCORES_DIR / subset / f"{track.name}.json").is_file() and excerpts.up_to_date(
-        out, subset, track.name) and (not baseline or (out / BASELINE_DIR / subset / f"{track.name}.json").is_file())
+    scored = (out / SCORES_DIR / subset / f"{track.name}.json").is_file()
+    based = not baseline or (out / BASELINE_DIR / subset / f"{track.name}.json").is_file()
+    return scored and based and excerpts.up_to_date(out, subset, track.name)
 
 
 @contextlib.contextmanager
