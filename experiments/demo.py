@@ -49,6 +49,7 @@ def main() -> int:
           file=sys.stderr)
     print(f"  evaluation         {run_dir / 'results.md'}, results.json, sdr.png, scores/, test/ (estimates)",
           file=sys.stderr)
+    print(f"  look and listen    {run_dir / 'report.html'} (open it in a browser)", file=sys.stderr)
     print(f"  separated example  {separated / song_name(example)}/{{accompaniment,vocals}}.wav", file=sys.stderr)
     for title in (SYNTHETIC_GROUP, EXAMPLE_GROUP):
         g = groups[title]

@@ -13,6 +13,7 @@ import soundfile as sf
 from data_pipeline import make_synthetic_dataset
 from waveunet_tf import build_model, cli, variant_config
 from waveunet_tf.errors import UserError
+from waveunet_tf.evaluation import excerpts
 from waveunet_tf.evaluation.evaluate import default_out, evaluate_track
 from waveunet_tf.evaluation.record import claim, read_record
 from waveunet_tf.evaluation.scores import read_track_scores
@@ -102,6 +103,10 @@ def test_evaluate_writes_estimates_scores_and_aggregates_then_resumes(setup, cap
     md = (out / "results.md").read_text()
     assert "M4 published (SiSEC 2018 STL1)" in md and "Median SDR gain over the mixture as estimate" in md
     assert json.loads((out / "config.json").read_text())["name"] == "M4"
+    # the report: excerpts of every track written from its current scores, the page from results.json
+    assert all(excerpts.up_to_date(out, "test", t) for t in tracks)
+    median = results["paper"]["vocals"]["SDR"]["median"]
+    assert f'data-key="results.json#paper.vocals.SDR.median">{median:.2f}<' in (out / "report.html").read_text()
 
     # resume: one score file lost (as if killed before it was written); the other track is not redone
     kept, lost = out / "scores" / "test" / f"{tracks[0]}.json", out / "scores" / "test" / f"{tracks[1]}.json"
@@ -119,6 +124,7 @@ def test_evaluate_writes_estimates_scores_and_aggregates_then_resumes(setup, cap
     assert "holds an evaluation with another model" in err and "--force" in err and len(err.splitlines()) == 1
     assert _evaluate(root, other, out, "--force") == 0
     assert json.loads((out / "results.json").read_text()) != results
+    assert all(excerpts.up_to_date(out, "test", t) for t in tracks)  # rewritten for the new model's scores
     # every file written (and rewritten by --force) has the mode open() gives under the umask, not mkstemp's 0600
     mask = os.umask(0o022)
     os.umask(mask)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import browser
 from waveunet_tf import cli
 from waveunet_tf import reproduction as reproduce
 
@@ -87,6 +88,11 @@ def test_reproduce_tiny_end_to_end_then_resume(tmp_path, tiny_synth, capsys):
     assert cli.main(["table", str(run)]) == 0
     captured = capsys.readouterr()
     assert "| M4 (run) [stale] | 2 |" in captured.out and "trained again" in captured.err
+    # report.html (of the results, now stale): audio, images and numbers checked in headless Chromium; last, as
+    # it skips, saying why, where Chromium cannot be installed
+    seen = browser.check_page(run / "report.html", tmp_path / "report.png")
+    assert seen["numbers"] > 0 and len(seen["durations"]) >= 2 * 3  # per track: mixture, reference, estimate
+    assert seen["images"] == 2 + 2  # sdr.png, the run's loss.png, a frame plot per test track
 
 
 @pytest.mark.parametrize("extra, message, code", [

@@ -1,7 +1,7 @@
 from waveunet_tf.evaluation.evaluate import evaluate
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 
-HELP = "separate and score a MUSDB18 subset with museval (BSSEval v4): results.json, results.md, sdr.png"
+HELP = "separate and score a MUSDB18 subset with museval (BSSEval v4): results.json, results.md, report.html"
 DESCRIPTION = """\
 Separate every track of a MUSDB18 subset with a trained model, score each with museval (BSSEval v4, 1-second
 windows and hops) and aggregate the scores as the paper (pooled frames: median, MAD, mean, SD) and SiSEC 2018
@@ -13,6 +13,9 @@ official-NAME-evaluation/ here):
   <subset>/<track>/<source>.wav      the estimates (musdb layout)
   scores/<subset>/<track>.json       museval scores per track (baseline/ likewise for the mixture)
   results.json, baseline.json        both aggregates; results.md: the paper's table; sdr.png: box plots
+  report.html, report_files/         one page to open from disk (no network): the table, plots, the SDR of
+                                     every 1-s frame per track, ~10-s MP3 excerpts (mixture, reference,
+                                     estimate) where the model did best, typically and worst
   evaluation.json                    which model (its weights' fingerprint) and data the scores belong to
 Tracks already scored are skipped: rerun the same command to resume. Scores of another model (or a model
 trained again since) in OUT are refused unless --force, which starts over."""
@@ -36,6 +39,6 @@ def run(args):
     summary = evaluate(args.model, args.musdb_root, out=args.out, wav=args.wav, subset=args.subset,
                        force=args.force, baseline=args.baseline)
     print(format_markdown(build_rows([summary["out"]])))
-    print(f"\nwrote {summary['out'] / 'results.md'}, results.json, sdr.png and per-track scores in "
-          f"{summary['out'] / 'scores'}")
+    print(f"\nwrote {summary['out'] / 'results.md'}, results.json, sdr.png, {summary['out'] / 'report.html'} and "
+          f"per-track scores in {summary['out'] / 'scores'}")
     return 0

@@ -10,7 +10,9 @@ What it writes under ``OUT`` (the run directory by default):
 - ``results.json`` and ``baseline.json`` (both aggregates, see :mod:`waveunet_tf.evaluation.scores`),
   ``results.md`` (the paper's table with the baseline and published numbers) and ``sdr.png`` (SDR box plots
   per source);
-- ``evaluation.json``: which model and data the scores belong to (:mod:`waveunet_tf.evaluation.record`).
+- ``evaluation.json``: which model and data the scores belong to (:mod:`waveunet_tf.evaluation.record`);
+- ``report.html`` and ``report_files/``: the page to look at and listen to it all
+  (:mod:`waveunet_tf.evaluation.report`, :mod:`waveunet_tf.evaluation.excerpts`).
 
 Every file is written atomically and a track whose score file exists is skipped, so an interrupted evaluation
 resumes where it stopped.
@@ -18,6 +20,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,8 +30,9 @@ import numpy as np
 from waveunet_tf import pretrained
 from waveunet_tf.audio import load_audio, match_channels, write_wav
 from waveunet_tf.errors import UserError
-from waveunet_tf.evaluation import record
+from waveunet_tf.evaluation import excerpts, record
 from waveunet_tf.evaluation.record import BASELINE_DIR, SCORES_DIR
+from waveunet_tf.evaluation.report import REPORT, write_report
 from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores, ordered_sources, pooled_frames
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
@@ -113,6 +117,28 @@ def evaluate_track(track, separate, sources, out: Path, subset: str, baseline: b
     return did
 
 
+def _track_done(track, out: Path, subset: str, baseline: bool) -> bool:
+    """Whether ``track`` is scored (and its baseline, if asked) and its report excerpts are up to date."""
+    scored = (out / SCORES_DIR / subset / f"{track.name}.json").is_file()
+    based = not baseline or (out / BASELINE_DIR / subset / f"{track.name}.json").is_file()
+    return scored and based and excerpts.up_to_date(out, subset, track.name)
+
+
+@contextlib.contextmanager
+def _decoded_once(track):
+    """Hold the musdb ``track``'s mixture and stems in memory for the block, then let them go: musdb decodes a
+    file (through ffmpeg, even a WAV) at every ``.audio``, and the separation, museval, the baseline and the
+    report's excerpts each read them (half of the excerpts' time on the demo's tracks was that decoding)."""
+    stems = [track] + list(track.sources.values())
+    try:
+        for stem in stems:
+            stem.audio = stem.audio
+        yield
+    finally:
+        for stem in stems:
+            stem.audio = None
+
+
 # --- aggregation ------------------------------------------------------------------------------------------
 def median_sdr_gain(results: dict, baseline: dict) -> dict:
     """{source: our median SDR minus the mixture baseline's} (paper's pooled aggregate), in dB."""
@@ -161,9 +187,10 @@ def gain_line(gain: dict) -> str:
 
 
 def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
-    """Aggregate the score files under ``out`` into ``results.json``, ``baseline.json``, ``results.md`` and
-    ``sdr.png``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic vs real tracks)
-    to ``results.md`` and ``groups.json``. Returns ``{"results", "baseline", "gain", "groups"}``."""
+    """Aggregate the score files under ``out`` into ``results.json``, ``baseline.json``, ``results.md``,
+    ``sdr.png`` and ``report.html``. ``groups`` ({title: [track names]}) adds per-group aggregates (e.g. synthetic
+    vs real tracks) to ``results.md``, ``groups.json`` and the report. Returns ``{"results", "baseline", "gain",
+    "groups"}``."""
     out = Path(out)
     tracks = load_scores(out / SCORES_DIR)
     base_tracks = load_scores(out / BASELINE_DIR) if (out / BASELINE_DIR).is_dir() else {}
@@ -201,6 +228,7 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
                format_metrics(baseline, markdown=True)]
     atomic_write_text(out / "results.md", "\n".join(md) + "\n")
     _plot(out, tracks, base_tracks, label)
+    write_report(out, tracks, results, baseline, group_docs, label, gain_line(gain) if gain else None)
     return {"results": results, "baseline": baseline, "gain": gain, "groups": group_docs}
 
 
@@ -224,12 +252,14 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         raise UserError(f"the model separates {', '.join(config.sources)}, but MUSDB has no target "
                         f"{missing[0]!r} (it has {', '.join(db.tracks[0].targets)})")
     scored = [out / SCORES_DIR, out / BASELINE_DIR, out / subset]
-    aggregates = [out / name for name in ("results.json", "baseline.json", "groups.json", "results.md", "sdr.png")]
+    aggregates = [out / name for name in ("results.json", "baseline.json", "groups.json", "results.md", "sdr.png",
+                                          REPORT, excerpts.FILES_DIR)]
     with process_lock(out / ".evaluation.lock", f"the evaluation folder {out}"):
         record.claim(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
                            "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset},
                      scored + aggregates, force)
-        for folder in scored:  # leftovers of an evaluation killed while writing (never the training's files)
+        # leftovers of an evaluation killed while writing (never the training's files)
+        for folder in scored + [out / excerpts.FILES_DIR]:
             remove_partials(folder)
         if keras_file.resolve().parent != out.resolve():  # not the run dir (training's config.json is there):
             config.to_json(out / "config.json")  # so `waveunet table` can name the row after the variant
@@ -241,7 +271,11 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
         with tqdm(db.tracks, unit="track", desc=f"evaluate {subset}", file=sys.stderr, disable=None) as bar:
             for track in bar:
                 bar.set_postfix_str(track.name[:30])
-                evaluate_track(track, separate, config.sources, out, subset, baseline=baseline)
+                if _track_done(track, out, subset, baseline):
+                    continue
+                with _decoded_once(track):
+                    evaluate_track(track, separate, config.sources, out, subset, baseline=baseline)
+                    excerpts.write_track_excerpts(track, out, subset, config.sources)
         summary = summarize(out, groups=groups, label=config.name)
     summary["out"] = out
     return summary

@@ -123,16 +123,25 @@ def build_rows(paths) -> list[dict]:
     return rows
 
 
-def format_markdown(rows: list[dict]) -> str:
-    """The rows as markdown tables (one per set of sources): SDR median / MAD / mean / SD per source, in dB,
-    and SiSEC's median of per-track medians."""
+NOTE = ("SDR in dB, BSSEval v4, 1-s frames. med/MAD/mean/SD: the paper's aggregate (frames of all tracks pooled, "
+        "NaN ignored); SiSEC: median over tracks of per-track medians. Published rows: 50 MUSDB18 test tracks.")
+
+
+def grouped(rows: list[dict]) -> list[tuple[list[str], list[str], list[dict]]]:
+    """The rows split into the paper's tables, one per set of sources: ``[(sources, column heads, rows)]``; the
+    columns are model, tracks, SDR median / MAD / mean / SD per source, then SiSEC's median per source."""
     groups: dict[tuple, list] = {}
     for row in rows:
         groups.setdefault(tuple(ordered_sources(row["paper"])), []).append(row)
+    return [(list(sources), ["model", "tracks"] + [f"{s} {k}" for s in sources for k in ("med", "MAD", "mean", "SD")]
+             + [f"{s} SiSEC" for s in sources], group) for sources, group in groups.items()]
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The rows as markdown tables (one per set of sources): SDR median / MAD / mean / SD per source, in dB,
+    and SiSEC's median of per-track medians."""
     parts = []
-    for sources, group in groups.items():
-        head = ["model", "tracks"] + [f"{s} {k}" for s in sources for k in ("med", "MAD", "mean", "SD")] + \
-               [f"{s} SiSEC" for s in sources]
+    for sources, head, group in grouped(rows):
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         for row in group:
             cells = [row["label"], str(row["tracks"] or "-")]
@@ -140,8 +149,5 @@ def format_markdown(rows: list[dict]) -> str:
             cells += [format_db(row["sisec"].get(s)) for s in sources]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
-    note = ("SDR in dB, BSSEval v4, 1-s frames. med/MAD/mean/SD: the paper's aggregate (frames of all tracks "
-            "pooled, NaN ignored); SiSEC: median over tracks of per-track medians. Published rows: 50 MUSDB18 "
-            "test tracks.")
     stale = [f"[stale] {row['path']}: {row['stale']}; evaluate again with --force" for row in rows if row["stale"]]
-    return "\n\n".join(parts + [note] + (["\n".join(stale)] if stale else []))
+    return "\n\n".join(parts + [NOTE] + (["\n".join(stale)] if stale else []))
