@@ -102,17 +102,44 @@ def test_find_checkpoint_by_folder_wherever_it_sits():
     assert pretrained.find_checkpoint(names, "full_multi_instrument") is None
 
 
+# The official Config.py (f90/Wave-U-Net): its base configuration's architecture keys and the named
+# configurations whose checkpoints the official archive holds, quoted as they are there.
+OFFICIAL_BASE = {"num_layers": 12, "filter_size": 15, "merge_filter_size": 5, "output_filter_size": 1,
+                 "num_initial_filters": 24, "expected_sr": 22050, "mono_downmix": True, "output_type": "direct",
+                 "output_activation": "tanh", "context": False, "upsampling": "linear", "task": "voice"}
+OFFICIAL_NAMED = {
+    "baseline_stereo": {"output_type": "difference", "context": True, "mono_downmix": False},
+    "full_44KHz": {"output_type": "difference", "context": True, "upsampling": "learned", "mono_downmix": False,
+                   "expected_sr": 44100},
+    "full_multi_instrument": {"output_type": "difference", "context": True, "upsampling": "linear",
+                              "mono_downmix": False, "task": "multi_instrument"},
+}
+
+
+def official_variant(folder, reference):
+    """The variant of the shared reference whose architecture is the official named config ``folder``'s."""
+    c = {**OFFICIAL_BASE, **OFFICIAL_NAMED[folder]}
+    want = {"num_layers": c["num_layers"], "filter_size": c["filter_size"], "merge_filter_size": c["merge_filter_size"],
+            "output_filter_size": c["output_filter_size"], "num_initial_filters": c["num_initial_filters"],
+            "sample_rate": c["expected_sr"], "channels": 1 if c["mono_downmix"] else 2,
+            "output_type": c["output_type"], "output_activation": c["output_activation"], "context": c["context"],
+            "upsampling": c["upsampling"],
+            "sources": ["bass", "drums", "other", "vocals"] if c["task"] == "multi_instrument" else
+            ["accompaniment", "vocals"]}
+    found = [name for name, facts in reference.items() if isinstance(facts, dict) and name != "training"
+             and not name.startswith("_") and all(facts.get(k) == v for k, v in want.items())]
+    assert len(found) == 1, (folder, found)
+    return found[0]
+
+
 def test_the_three_models_are_the_official_named_configs():
-    """Folder -> variant, checked against the official Config.py's named configs as recorded in the reference
-    facts: baseline_stereo is M4 (linear upsampling, 22050 Hz), full_multi_instrument M6 (4 sources),
-    full_44KHz M5-HighSR (learned upsampling, 44100 Hz)."""
-    from waveunet_tf.config import reference_facts
-    facts = reference_facts()
-    assert {m.folder: m.variant for m in pretrained.MODELS.values()} == {
-        "baseline_stereo": "M4", "full_multi_instrument": "M6", "full_44KHz": "M5-HighSR"}
-    assert (facts["M4"]["upsampling"], facts["M4"]["sample_rate"]) == ("linear", 22050)
-    assert facts["M6"]["sources"] == ["bass", "drums", "other", "vocals"]
-    assert (facts["M5-HighSR"]["upsampling"], facts["M5-HighSR"]["sample_rate"]) == ("learned", 44100)
+    """Folder -> variant, each worked out from the official Config.py's named configuration and the shared
+    reference's variants (../shared/reference/official_variants.json)."""
+    reference = json.loads((Path(__file__).parents[2] / "shared" / "reference" / "official_variants.json")
+                           .read_text())
+    for model in pretrained.MODELS.values():
+        assert model.variant == official_variant(model.folder, reference), model.folder
+    assert sorted(m.folder for m in pretrained.MODELS.values()) == sorted(OFFICIAL_NAMED)
 
 
 # ---- first use: download, import, cache; later uses without the network ----------------------------------------
