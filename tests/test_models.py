@@ -9,6 +9,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -385,16 +387,25 @@ def test_full_disk_during_download(blob, small_disk, monkeypatch, capsys):
 # ---- two processes at once ----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_two_processes_fetching_at_once_leave_a_correct_cache(official, cache, monkeypatch):
-    """A slow link (about 6 s for the archive) makes the two fetches overlap: one downloads and imports, the
-    other waits for it and finds the model cached."""
+def test_two_processes_fetching_at_once_leave_a_correct_cache(official, cache, monkeypatch, tmp_path):
+    """Two fetches at once, whatever the machine's speed: the server holds the download until the second process
+    says it waits for the first; then one has downloaded and imported, the other finds the model cached."""
     import keras
-    with ArchiveServer(official["zip"], pace=6 / (official["zip"].stat().st_size >> 20)) as server:
+    gate = threading.Event()
+    with ArchiveServer(official["zip"], gate=gate) as server:
         env = {**os.environ, "WAVEUNET_OFFICIAL_URL": server.url}
         cmd = [sys.executable, "-m", "waveunet_tf.cli", "models", "fetch", "M4"]
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-        outs = [p.communicate(timeout=600) for p in procs]
+        errs = [tmp_path / f"err{i}" for i in range(2)]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(e, "w"), text=True)
+                 for e in errs]
+        deadline = time.time() + 600  # a guard against a hang, not a speed limit
+        try:
+            while not (server.requests and any("waiting for it" in e.read_text() for e in errs)):
+                assert time.time() < deadline and all(p.poll() is None for p in procs), [e.read_text() for e in errs]
+                time.sleep(0.1)
+        finally:
+            gate.set()
+        outs = [(p.communicate(timeout=600)[0], e.read_text()) for p, e in zip(procs, errs)]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
     assert [o[0].split() for o in outs] == [[str(cache / "M4.keras")]] * 2
     assert server.requests == [(None, 200)]  # one download

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from waveunet_tf.config import WaveUNetConfig, resolve_config
 from waveunet_tf.errors import UsageError
+from waveunet_tf.model_io import load_model
 
 # The keys that shape the weights or what they mean; everything else is the training protocol (or, like
 # requested_output, the window length, which any length of the same network accepts).
@@ -33,7 +34,6 @@ class Start:
 
 def load_start(model) -> Start:
     """Load MODEL (a run dir, a ``.keras`` file or ``official:NAME``) to start from (imports TensorFlow)."""
-    from waveunet_tf.model_io import load_model
     keras_model, config = load_model(model)
     return Start(str(model), config, keras_model.get_weights())
 
