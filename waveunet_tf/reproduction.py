@@ -78,15 +78,16 @@ def embedded_dataset(root: Path) -> dict:
     return {SYNTHETIC_GROUP: info["synthetic_test_tracks"], EXAMPLE_GROUP: [info["example_track"]]}
 
 
+def is_voice(config) -> bool:
+    """A singing-voice model: the sources the paper trained on MUSDB18 plus CCMixter."""
+    return set(config.sources) == {"accompaniment", "vocals"}
+
+
 def check_ccmixter(config, ccmixter_root) -> None:
-    """CCMixter trains the singing-voice models only: refused for others, and its absence said for those."""
-    voice = set(config.sources) == {"accompaniment", "vocals"}
-    if ccmixter_root is not None and not voice:
+    """CCMixter trains the singing-voice models only: refused for the others."""
+    if ccmixter_root is not None and not is_voice(config):
         raise UsageError(f"--ccmixter-root: the paper trained {config.name} ({', '.join(config.sources)}) on "
                          f"MUSDB18 alone; CCMixter has only accompaniment and vocals")
-    if ccmixter_root is None and voice:
-        log(f"note: the paper trained {config.name} on MUSDB18 plus CCMixter's 50 songs; add --ccmixter-root DIR "
-            f"to train on both")
 
 
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
@@ -116,6 +117,9 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
         root, groups = check_musdb_root(musdb_root, "test", wav), None
     cache = Path(cache) if cache is not None else run_dir / "cache"
 
+    if ccmixter_root is None and is_voice(config):
+        log(f"note: the paper trained {config.name} on MUSDB18 plus CCMixter's 50 songs; add --ccmixter-root DIR "
+            f"to train on both")
     log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz, {split} validation split")
     prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True,
                   ccmixter_root=ccmixter_root)
