@@ -19,8 +19,10 @@ with the batch doubled and the learning rate 1e-5. The best model is RUN/best.ke
 
 Config: the variant's defaults, then --quick, then --config FILE (JSON of config keys, may name a
 "variant"), then each --set KEY=VALUE. With --init MODEL the architecture (and, without --variant, the
-defaults) come from MODEL; architecture keys that differ from it are refused. The run dir gets config.json, state.json + checkpoints/ (resume
-with --resume after any interruption, even kill -9), history.csv, logs/ (TensorBoard) and loss.png.
+defaults) come from MODEL; architecture keys that differ from it are refused, and history.csv starts with
+an epoch-0 row: the validation loss of MODEL's weights. The run dir gets config.json, state.json +
+checkpoints/ (resume with --resume after any interruption, even kill -9), history.csv, logs/ (TensorBoard)
+and loss.png.
 
 Strategies: default (one device), mirrored (every local GPU, or every logical CPU device), multiworker
 (several processes or machines, configured by TF_CONFIG; worker 0 is the chief and the only one writing).
@@ -32,7 +34,7 @@ The last line on stdout is the run dir."""
 
 
 def add_arguments(p):
-    p.add_argument("--variant", help="the paper's variant (M1 .. M7, M5-HighSR); optional with --resume or a "
+    p.add_argument("--variant", help="the paper's variant (M1 .. M7, M5-HighSR); optional with --resume, --init or a "
                                      "--config that names one")
     p.add_argument("--cache", required=True, help="cache folder made by `waveunet prepare` (or `reproduce`)")
     p.add_argument("--run-dir", required=True, help="folder for this run's files")
