@@ -67,6 +67,13 @@ def test_ccmixter_prepares_as_50_training_tracks_and_m6_leaves_them_out(synth_ro
         have, _ = sf.read(str(cache / song["dir"] / f"{stem}.wav"), dtype="int16")
         np.testing.assert_array_equal(have, want)
 
+    # a later prepare without --ccmixter-root keeps the songs; another CCMixter root is refused
+    again = prepare_cache(synth_root, cache, data.RATE, wav=True)
+    assert again["tracks"] == manifest["tracks"] and again["ccmixter_root"] == str(ccm)
+    shutil.copytree(ccm, tmp_path / "ccm2")
+    with pytest.raises(UserError, match=f"was prepared from {ccm}, not {tmp_path / 'ccm2'}"):
+        prepare_cache(synth_root, cache, data.RATE, wav=True, ccmixter_root=tmp_path / "ccm2")
+
     opened = open_cache(cache)
     m4, m6 = data.tiny("M4"), data.tiny("M6")
     assert opened.left_out(m4) == ""

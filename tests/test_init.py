@@ -60,3 +60,19 @@ def test_init_starts_from_the_models_best_loss(cache, tmp_path, capsys):
         capsys.readouterr().err
     assert main(["train", "--init", str(tmp_path / "nothing.keras"), "--cache", cache, "--run-dir", str(c)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_reproduce_init_takes_the_architecture_from_the_model(tmp_path, capsys):
+    from waveunet_tf import build_model, variant_config
+    model = tmp_path / "m4.keras"
+    build_model(variant_config("M4", num_layers=3, num_initial_filters=4, requested_output=512)).save(model)
+    run = tmp_path / "run"
+    # M6's sources are not the model's: refused with one line, before any data is made
+    assert main(["reproduce", "--variant", "M6", "--set", "num_layers=3", "--set", "num_initial_filters=4", "--init",
+                 str(model), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--init" in err[0] and "sources=accompaniment,vocals" in err[0], err
+    # M4 at its full size is not this model either: num_layers is named
+    assert main(["reproduce", "--variant", "M4", "--init", str(model), "--run-dir", str(run)]) == 2
+    assert "num_layers=3 but the config asks for num_layers=12" in capsys.readouterr().err
+    assert not run.exists()
