@@ -22,9 +22,13 @@ def test_one_training_steps_gradients_match_finite_differences(data):
     from waveunet_tf.training.loop import Trainer
     cfg = data.tiny("M4", num_layers=2, num_initial_filters=2, filter_size=5, input_filter_size=5, merge_filter_size=3,
                     requested_output=32, upsampling="learned")  # linear upsampling resizes in float32
-    keras.config.set_floatx("float64")  # the finite differences need float64 weights
+    # the finite differences need float64 weights (another test may have fixed the global policy at float32)
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         trainer = Trainer(cfg, tf.distribute.get_strategy())
+        assert {w.dtype for w in trainer.model.weights} == {"float64"}
         rng = np.random.default_rng(0)
         mixture = rng.uniform(-0.5, 0.5, (3, cfg.input_length, 2))
         targets = {s: rng.uniform(-0.5, 0.5, (3, cfg.output_length, 2)).astype(np.float32) for s in cfg.sources}
@@ -50,7 +54,8 @@ def test_one_training_steps_gradients_match_finite_differences(data):
             checked += 1
         assert checked == len(model.trainable_variables) >= 10
     finally:
-        keras.config.set_floatx("float32")
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
 
 
 def test_a_small_model_overfits_one_fixed_batch(synth_cache, data):
