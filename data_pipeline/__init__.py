@@ -2,7 +2,8 @@
 synthetic dataset for tests and the demo.
 
 Public names:
-- ``prepare_cache(musdb_root, cache, sample_rate, wav=False, split="musdb", jobs=1, ...)``: build the cache;
+- ``prepare_cache(musdb_root, cache, sample_rate, wav=False, split="musdb", jobs=1, ccmixter_root=None, ...)``:
+  build the cache (MUSDB18, your own songs, CCMixter; layouts in :mod:`data_pipeline.tracks`);
 - ``open_cache(cache)``: read its manifest (``Cache.check(config)`` validates it against a config);
 - ``training_dataset(cache, config, batch_size, seed=None, augment=True)``: the infinite training stream;
 - ``evaluation_dataset(cache, config, split="valid", batch_size=16)``: every window of a split, in order;

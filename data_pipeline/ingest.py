@@ -1,14 +1,11 @@
-"""Reading MUSDB18 / MUSDB18-HQ (or any folder laid out the same way) into the WAV cache.
-
-- MUSDB18: ``ROOT/{train,test}/<track>.stem.mp4`` (five streams: mixture, drums, bass, other, vocals), decoded
-  with stempeg / ffmpeg;
-- MUSDB18-HQ (``wav=True``): ``ROOT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav`` (a missing
-  ``mixture.wav`` is taken as the sum of the stems, so your own multitrack folders work too).
+"""Preparing the WAV cache from a MUSDB18 / MUSDB18-HQ root or your own songs (see :mod:`data_pipeline.tracks` for
+the layouts), plus, for the singing-voice models, the 50 songs of CCMixter as training tracks.
 
 Each track is decoded once, checked (every stem present, same length and rate), resampled with soxr and written
 as one WAV per stem plus the mixture; ``track.json`` is written last, so an interrupted run resumes and finished
 tracks are skipped. One ``prepare`` at a time per cache (a lock), which first removes the temporary files of an
-interrupted one. The validation split is drawn from the tracks that were prepared; its rules are documented in
+interrupted one. A cache belongs to one root: another root is refused (``force`` rebuilds the cache from it).
+The validation split is drawn from the tracks that were prepared; its rules are documented in
 ``waveunet prepare --help``. Nothing here imports TensorFlow.
 """
 
@@ -16,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from concurrent.futures import as_completed
 from functools import partial
@@ -23,23 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.cache import FORMAT, MIXTURE, SPLITS, STEMS
+from data_pipeline.cache import FORMAT, MIXTURE, SPLITS
+from data_pipeline.tracks import CCMIXTER_DIR, SUBSETS, WAV_STEMS, find_ccmixter, find_tracks, read_track
 from data_pipeline.workers import worker_pool
 from waveunet_tf.audio import resample, write_wav
-from waveunet_tf.errors import UsageError, UserError, first_line
+from waveunet_tf.errors import UsageError, UserError
 from waveunet_tf.files import atomic_write_text, process_lock, remove_partials
 from waveunet_tf.progress import Progress
 
-SUBSETS = ("train", "test")
-_STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}  # MUSDB18 .stem.mp4 stream order
 PAPER_VALID_TRACKS = 25
 PAPER_SPLIT_SEED = 1234
+# The official code (f90/Wave-U-Net, Datasets.py) draws its validation songs with NumPy's global generator,
+# which Sacred seeds with the experiment's seed (Training.py: 1337) when the run starts.
+OFFICIAL_SPLIT_SEED = 1337
+MUSDB_TRAIN_TRACKS = 100
 LOCK_FILE = ".prepare.lock"
-SPLIT_RULES = ("musdb", "paper")
-
-
-class BadTrack(UserError):
-    """A track that cannot be prepared (missing stem, mismatched lengths, unreadable file)."""
+SPLIT_RULES = ("musdb", "paper", "official")
 
 
 def musdb_validation_tracks() -> list[str]:
@@ -50,32 +47,20 @@ def musdb_validation_tracks() -> list[str]:
     return list(yaml.safe_load(setup.read_text())["validation_tracks"])
 
 
-def find_tracks(root, wav: bool) -> list[dict]:
-    """``[{"name", "subset", "source"}]`` for every track under ``root`` (sorted by subset, then name)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"MUSDB root {root} does not exist or is not a folder")
-    subsets = [s for s in SUBSETS if (root / s).is_dir()]
-    if not subsets:
-        raise UserError(f"{root} has neither a train/ nor a test/ folder: expected the MUSDB18 layout "
-                        f"ROOT/{{train,test}}/<track>.stem.mp4 (or with --wav, ROOT/{{train,test}}/<track>/*.wav)")
-    tracks = []
-    for subset in subsets:
-        folder = root / subset
-        if wav:
-            found = [{"name": p.name, "subset": subset, "source": str(p)}
-                     for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-        else:
-            found = [{"name": p.name[: -len(".stem.mp4")], "subset": subset, "source": str(p)}
-                     for p in sorted(folder.iterdir()) if p.name.endswith(".stem.mp4")]
-        tracks += found
-    if not tracks:
-        if wav:
-            hint = " (for MUSDB18 .stem.mp4 files leave out --wav)" if list(root.glob("*/*.stem.mp4")) else ""
-            raise UserError(f"{root} holds no track folders under {' or '.join(s + '/' for s in subsets)}{hint}")
-        hint = " (for MUSDB18-HQ WAV folders pass --wav)" if list(root.glob("*/*/*.wav")) else ""
-        raise UserError(f"{root} holds no .stem.mp4 files under {' or '.join(s + '/' for s in subsets)}{hint}")
-    return tracks
+def official_validation_tracks(train: list[str]) -> set[str]:
+    """The official code's 25 validation songs among MUSDB18's 100 train tracks ``train`` (names).
+
+    Its ``np.random.choice(len(dsd_train), size=25, replace=False)`` runs right after Sacred's
+    ``set_global_seed(1337)`` (sacred 0.7.3, ``Run.__call__``) with nothing drawing from NumPy in between, over
+    musdb 0.2.3's track order: the ``.stem.mp4`` file names of ``train/``, sorted. NumPy's legacy generator
+    keeps its stream across versions, so the same call here gives the same indices.
+    """
+    if len(train) != MUSDB_TRAIN_TRACKS:
+        raise UserError(f"--split official reconstructs the official draw over MUSDB18's {MUSDB_TRAIN_TRACKS} train "
+                        f"tracks, but the root has {len(train)}; use --split paper or musdb")
+    order = sorted(train, key=lambda name: name + ".stem.mp4")
+    picked = np.random.RandomState(OFFICIAL_SPLIT_SEED).choice(len(order), size=PAPER_VALID_TRACKS, replace=False)
+    return {order[i] for i in picked}
 
 
 def _quarter(n: int) -> int:
@@ -86,8 +71,12 @@ def _quarter(n: int) -> int:
 def assign_splits(tracks: list[dict], split: str) -> str:
     """Set each track's ``split`` (train/valid/test) by the rule ``split`` (one of :data:`SPLIT_RULES`, checked by
     :func:`check_arguments`); returns the rule used, in words, for the manifest."""
-    train = sorted(t["name"] for t in tracks if t["subset"] == "train")
-    if split == "musdb":
+    train = sorted(t["name"] for t in tracks if t["subset"] == "train" and t.get("dataset") != "ccmixter")
+    if split == "official":
+        valid = official_validation_tracks(train)
+        rule = (f"official: the {PAPER_VALID_TRACKS} songs the official code draws with NumPy seed "
+                f"{OFFICIAL_SPLIT_SEED} over musdb's sorted train tracks")
+    elif split == "musdb":
         official = set(musdb_validation_tracks())
         if official & set(train):
             valid, rule = official & set(train), "musdb: the musdb package's official validation tracks"
@@ -103,65 +92,15 @@ def assign_splits(tracks: list[dict], split: str) -> str:
         rule = (f"paper: {k} of {len(train)} train tracks drawn with seed {PAPER_SPLIT_SEED} (the paper's own "
                 f"list was never published)")
     for t in tracks:
-        t["split"] = "test" if t["subset"] == "test" else ("valid" if t["name"] in valid else "train")
+        primary = t.get("dataset") != "ccmixter"
+        t["split"] = "test" if t["subset"] == "test" else ("valid" if primary and t["name"] in valid else "train")
     return rule
 
 
-def read_track(track: dict, wav: bool) -> tuple[dict, int]:
-    """Decode a track: ``({stem or "mixture": float32 [T, C]}, rate)``; :class:`BadTrack` names what is wrong."""
-    name = track["name"]
-    if wav:
-        import soundfile as sf
-        folder = Path(track["source"])
-        audio, rates = {}, {}
-        for stem in (MIXTURE,) + STEMS:
-            path = folder / f"{stem}.wav"
-            if not path.is_file():
-                if stem == MIXTURE:
-                    continue
-                raise BadTrack(f"track {name!r} lacks {stem}.wav (in {folder})")
-            try:
-                audio[stem], rates[stem] = sf.read(str(path), dtype="float32", always_2d=True)
-            except Exception as e:
-                raise BadTrack(f"cannot read {path}: {first_line(e)}") from e
-        if len(set(rates.values())) > 1:
-            raise BadTrack(f"track {name!r}: stems have different sample rates "
-                           f"({', '.join(f'{k} {v} Hz' for k, v in rates.items())})")
-        rate = rates[STEMS[0]]
-    else:
-        import stempeg
-        path = track["source"]
-        try:
-            streams, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
-        except Exception as e:
-            why = first_line(e).replace(" (see ffprobe output below)", "")
-            raise BadTrack(f"cannot decode {path}: corrupt or not a MUSDB18 .stem.mp4 ({why})") from e
-        if streams.ndim != 3 or streams.shape[0] < len(_STEM_IDS):
-            raise BadTrack(f"{path} holds {streams.shape[0] if streams.ndim == 3 else 1} audio streams, not the "
-                           f"5 of MUSDB18 (mixture, drums, bass, other, vocals)")
-        audio = {stem: np.ascontiguousarray(streams[i]) for stem, i in _STEM_IDS.items()}
-    lengths = {k: v.shape[0] for k, v in audio.items()}
-    if len(set(lengths.values())) > 1:
-        raise BadTrack(f"track {name!r}: stems have different lengths "
-                       f"({', '.join(f'{k} {v}' for k, v in lengths.items())} samples)")
-    channels = {k: v.shape[1] for k, v in audio.items()}
-    if len(set(channels.values())) > 1 or max(channels.values()) > 2:
-        raise BadTrack(f"track {name!r}: stems must all be mono or all stereo, not "
-                       f"{', '.join(f'{k} {v}' for k, v in channels.items())} channels")
-    if next(iter(lengths.values())) == 0:
-        raise BadTrack(f"track {name!r} holds no audio samples")
-    for k, v in audio.items():
-        if not np.all(np.isfinite(v)):
-            raise BadTrack(f"track {name!r}: {k} holds NaN or infinite samples")
-    if MIXTURE not in audio:
-        audio[MIXTURE] = np.sum([audio[s] for s in STEMS], axis=0)
-    return audio, int(rate)
-
-
-def prepare_track(track: dict, wav: bool, cache: str, sample_rate: int, subtype: str) -> dict:
+def prepare_track(track: dict, cache: str, sample_rate: int, subtype: str) -> dict:
     """Decode, resample and write one track into the cache; returns its ``track.json`` record."""
-    audio, rate = read_track(track, wav)
-    folder = Path(cache) / track["subset"] / track["name"]
+    audio, rate = read_track(track)
+    folder = Path(cache) / track["dir"]
     length = None
     for stem, x in audio.items():
         y = resample(x, rate, sample_rate)
@@ -171,14 +110,14 @@ def prepare_track(track: dict, wav: bool, cache: str, sample_rate: int, subtype:
         length = y.shape[0]
     record = {"name": track["name"], "subset": track["subset"], "length": int(length),
               "channels": int(next(iter(audio.values())).shape[1]), "source_rate": rate,
-              "sample_rate": int(sample_rate), "subtype": subtype,
-              "dir": f"{track['subset']}/{track['name']}"}
+              "sample_rate": int(sample_rate), "subtype": subtype, "dir": track["dir"],
+              "dataset": track["dataset"], "stems": track["stems"], "source": track["source"]}
     atomic_write_text(folder / "track.json", json.dumps(record, indent=1) + "\n")
     return record
 
 
 def _finished(cache: Path, track: dict, sample_rate: int, subtype: str) -> dict | None:
-    path = cache / track["subset"] / track["name"] / "track.json"
+    path = cache / track["dir"] / "track.json"
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -186,9 +125,16 @@ def _finished(cache: Path, track: dict, sample_rate: int, subtype: str) -> dict 
     if record.get("sample_rate") != sample_rate or record.get("subtype") != subtype:
         raise UserError(f"cache {cache} already holds {track['name']!r} at {record.get('sample_rate')} Hz "
                         f"{record.get('subtype')}, not {sample_rate} Hz {subtype}; use another --cache")
-    if all((path.parent / f"{s}.wav").is_file() for s in (MIXTURE,) + STEMS):
+    if record.get("source", track["source"]) != track["source"]:  # an interrupted prepare of another root
+        raise UserError(_other_root(cache, os.path.dirname(record["source"]), track["source"]))
+    if all((path.parent / f"{s}.wav").is_file() for s in (MIXTURE,) + tuple(track["stems"])):
         return record
     return None
+
+
+def _other_root(cache, old, new) -> str:
+    return (f"cache {cache} was prepared from {old}, not {new}: a cache holds one root's tracks; use another "
+            f"--cache, or --force to delete this cache's tracks and prepare it from the new root")
 
 
 def check_arguments(sample_rate: int, jobs: int, split: str = "musdb") -> None:
@@ -202,28 +148,43 @@ def check_arguments(sample_rate: int, jobs: int, split: str = "musdb") -> None:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
 
 
-def _check_cache_folder(cache: Path, sample_rate: int, subtype: str) -> None:
-    """Refuse a ``cache`` that is not a folder, or was prepared at another rate or WAV subtype."""
+def _old_manifest(cache: Path) -> dict:
+    try:
+        old = json.loads((cache / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        old = {}  # none, or damaged: it is rewritten; the tracks' own records are checked one by one
+    return old if isinstance(old, dict) else {}
+
+
+def _check_cache_folder(cache: Path, sample_rate: int, subtype: str, roots: dict, force: bool) -> None:
+    """Refuse a ``cache`` that is not a folder, was prepared at another rate or WAV subtype, or (without
+    ``force``) from other ``roots`` (``{"source_root": path, "ccmixter_root": path or None}``)."""
     if cache.exists() and not cache.is_dir():
         raise UserError(f"cache {cache} exists and is not a folder")
-    manifest_path = cache / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            old = {}  # a damaged manifest is rewritten below; the tracks' own records are checked one by one
-        if old.get("sample_rate") not in (None, sample_rate) or old.get("subtype") not in (None, subtype):
-            raise UserError(f"cache {cache} was prepared at {old.get('sample_rate')} Hz {old.get('subtype')}, not "
-                            f"{sample_rate} Hz {subtype}; use another --cache")
+    old = _old_manifest(cache)
+    if old.get("sample_rate") not in (None, sample_rate) or old.get("subtype") not in (None, subtype):
+        raise UserError(f"cache {cache} was prepared at {old.get('sample_rate')} Hz {old.get('subtype')}, not "
+                        f"{sample_rate} Hz {subtype}; use another --cache")
+    for key, root in roots.items():
+        if not force and root and old.get(key) not in (None, root):
+            raise UserError(_other_root(cache, old[key], root))
+
+
+def _rebuild(cache: Path) -> None:
+    """``--force``: delete what prepare wrote in ``cache`` (its manifest and track folders), nothing else."""
+    for name in SUBSETS + (CCMIXTER_DIR,):
+        if (cache / name).is_dir():
+            shutil.rmtree(cache / name)
+    (cache / "manifest.json").unlink(missing_ok=True)
 
 
 def _prepare_all(todo: list, run, jobs: int, skip_bad: bool, bar) -> tuple[dict, list]:
-    """``run(track) -> record`` for every track, ``jobs`` at a time -> ({(subset, name): record}, skipped)."""
+    """``run(track) -> record`` for every track, ``jobs`` at a time -> ({dir: record}, skipped)."""
     records, skipped = {}, []
 
     def finish(t, fn):
         try:
-            records[(t["subset"], t["name"])] = fn()
+            records[t["dir"]] = fn()
         except UserError as e:
             if not skip_bad:
                 raise UserError(f"{e} (tracks already prepared are kept; --skip-bad continues past bad "
@@ -252,47 +213,81 @@ def _warn_empty_splits(cache: Path, tracks: list) -> None:
                   file=sys.stderr)
 
 
+def _find_all(musdb_root, wav: bool, ccmixter_root, skip_bad: bool) -> tuple[list, list]:
+    """The tracks of the root and of CCMixter, and the skipped entries for CCMixter folders not of its 50 songs."""
+    tracks, skipped = find_tracks(musdb_root, wav), []
+    if ccmixter_root is not None:
+        songs, extra = find_ccmixter(ccmixter_root)
+        if extra and not skip_bad:
+            raise UserError(f"{ccmixter_root} holds {len(extra)} folder(s) that are not among CCMixter's 50 songs, "
+                            f"e.g. {extra[0]!r} (the list: data_pipeline/ccmixter.json); --skip-bad leaves them out")
+        tracks += songs
+        skipped += [{"name": name, "subset": CCMIXTER_DIR, "error": "not one of CCMixter's 50 songs"}
+                    for name in extra]
+    return tracks, skipped
+
+
+def _kept_ccmixter(cache: Path, ccmixter_root) -> list[dict]:
+    """Without ``--ccmixter-root``, the CCMixter tracks the cache already lists stay in it."""
+    if ccmixter_root is not None:
+        return []
+    return [t for t in _old_manifest(cache).get("tracks", []) if t.get("dataset") == "ccmixter"
+            and (cache / t["dir"] / "track.json").is_file()]
+
+
+def _manifest(tracks, records, split, rule, roots, wav, sample_rate, subtype, skipped) -> dict:
+    listed = []
+    for t in tracks:
+        r = records[t["dir"]]
+        listed.append({"name": r["name"], "subset": r["subset"], "split": t["split"], "length": r["length"],
+                       "channels": r["channels"], "dir": r["dir"], "dataset": t["dataset"], "stems": t["stems"]})
+    stems = [s for s in WAV_STEMS if any(s in t["stems"] for t in listed)]
+    return {"format": FORMAT, "sample_rate": sample_rate, "subtype": subtype, "stems": stems, "split": split,
+            "split_rule": rule, **roots, "source_format": "wav" if wav else "stem.mp4", "tracks": listed,
+            "skipped": skipped}
+
+
 def prepare_cache(musdb_root, cache, sample_rate: int, wav: bool = False, split: str = "musdb", jobs: int = 1,
-                  float_wav: bool = False, skip_bad: bool = False, progress: bool = False) -> dict:
-    """Prepare the WAV cache from a MUSDB18(-HQ) root; returns the manifest (also written as manifest.json).
+                  float_wav: bool = False, skip_bad: bool = False, progress: bool = False, ccmixter_root=None,
+                  force: bool = False) -> dict:
+    """Prepare the WAV cache from a MUSDB18(-HQ) root (or your own songs) and, with ``ccmixter_root``, CCMixter's
+    50 songs as training tracks; returns the manifest (also written as manifest.json).
 
     Idempotent and resumable: finished tracks are skipped; every file is written under a temporary name and
     renamed, and the temporary files of an interrupted run are removed first. A bad track raises
     :class:`UserError` naming it (tracks already written stay); with ``skip_bad`` it is skipped and listed in
-    the manifest's ``skipped``. Validation tracks are drawn from the tracks that were prepared.
+    the manifest's ``skipped``. Validation tracks are drawn from the tracks that were prepared. A cache prepared
+    from another root is refused; ``force`` deletes its tracks first and prepares it anew.
     """
     cache, sample_rate, jobs = Path(cache), int(sample_rate), int(jobs)
     check_arguments(sample_rate, jobs, split)
     subtype = "FLOAT" if float_wav else "PCM_16"
-    _check_cache_folder(cache, sample_rate, subtype)
-    tracks = find_tracks(musdb_root, wav)
+    roots = {"source_root": os.path.abspath(musdb_root),
+             "ccmixter_root": os.path.abspath(ccmixter_root) if ccmixter_root is not None else None}
+    _check_cache_folder(cache, sample_rate, subtype, roots, force)
+    tracks, skipped = _find_all(musdb_root, wav, ccmixter_root, skip_bad)
     with process_lock(cache / LOCK_FILE, f"cache {cache}"):
+        if force:
+            _rebuild(cache)
         remove_partials(cache)  # leftovers of a prepare killed while writing (we hold the lock: none is ours)
-        done, todo = {}, []
+        kept = _kept_ccmixter(cache, ccmixter_root)
+        roots["ccmixter_root"] = roots["ccmixter_root"] or (_old_manifest(cache).get("ccmixter_root") if kept else None)
+        done, todo = {t["dir"]: t for t in kept}, []
         for t in tracks:
             record = _finished(cache, t, sample_rate, subtype)
             if record:
-                done[(t["subset"], t["name"])] = record
+                done[t["dir"]] = record
             else:
                 todo.append(t)
         with Progress(len(tracks), "prepare", "track", initial=len(tracks) - len(todo), enabled=progress) as bar:
-            records, skipped = _prepare_all(
-                todo, partial(prepare_track, wav=wav, cache=str(cache), sample_rate=sample_rate, subtype=subtype),
-                jobs, skip_bad, bar)
+            records, bad = _prepare_all(todo, partial(prepare_track, cache=str(cache), sample_rate=sample_rate,
+                                                      subtype=subtype), jobs, skip_bad, bar)
         records.update(done)
-        prepared = [t for t in tracks if (t["subset"], t["name"]) in records]
+        prepared = [t for t in tracks if t["dir"] in records] + kept
         if not prepared:
-            raise UserError(f"no track of {musdb_root} could be prepared ({len(skipped)} bad)")
+            raise UserError(f"no track of {musdb_root} could be prepared ({len(bad)} bad)")
         rule = assign_splits(prepared, split)
-        listed = []
-        for t in prepared:
-            r = records[(t["subset"], t["name"])]
-            listed.append({"name": r["name"], "subset": r["subset"], "split": t["split"], "length": r["length"],
-                           "channels": r["channels"], "dir": r["dir"]})
-        manifest = {"format": FORMAT, "sample_rate": sample_rate, "subtype": subtype, "stems": list(STEMS),
-                    "split": split, "split_rule": rule, "source_root": os.path.abspath(musdb_root),
-                    "source_format": "wav" if wav else "stem.mp4", "tracks": listed, "skipped": skipped}
+        manifest = _manifest(prepared, records, split, rule, roots, wav, sample_rate, subtype, bad + skipped)
         atomic_write_text(cache / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    _warn_empty_splits(cache, listed)
+    _warn_empty_splits(cache, manifest["tracks"])
     return manifest
-

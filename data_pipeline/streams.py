@@ -58,18 +58,25 @@ def _interleave_lanes(lane, steps=None):
     return tf.data.Dataset.choose_from_datasets(lanes, choice)
 
 
-def _tables(cache, tracks, stems):
-    """Constant tensors: file paths [tracks, stems] and lengths [tracks] (int64)."""
+def _tables(cache, config, tracks):
+    """Constant tensors of :func:`views.stem_table` (paths, weights) and the tracks' lengths [tracks] (int64), the
+    columns of each source, and ``scale(x, track, column)``: a padding column's window times its weight 0."""
     import tensorflow as tf
-    paths = tf.constant([[str(cache.path(t, s)) for s in stems] for t in tracks])
+    paths, weights, columns = views.stem_table(cache, config, tracks)
+    padded = any(w == 0.0 for row in weights for w in row)
+    weights = tf.constant(weights, tf.float32)
+
+    def scale(x, track, column):
+        return x * weights[track, column] if padded else x
+
     lengths = tf.constant([int(t["length"]) for t in tracks], dtype=tf.int64)
-    return paths, lengths
+    return tf.constant(paths), lengths, columns, scale
 
 
 def _open_checked(cache, config, split):
     cache = open_cache(cache) if isinstance(cache, (str, Path)) else cache
     cache.check(config)
-    tracks = cache.tracks_in(split)
+    tracks = cache.tracks_in(split, config)
     cache.warn_channels(config, tracks)
     return cache, tracks
 
@@ -94,10 +101,8 @@ def training_dataset(cache, config, batch_size: int, seed: int | None = None, au
     cache, tracks = _open_checked(cache, config, split)
     left, _ = shapes.context(config)
     in_len, out_len, channels = config.input_length, config.output_length, config.channels
-    wanted = views.task_stems(config, cache.stems)
-    stems = sorted({s for ss in wanted.values() for s in ss})
-    col = {s: i for i, s in enumerate(stems)}
-    paths, lengths = _tables(cache, tracks, stems)
+    paths, lengths, columns, scale = _tables(cache, config, tracks)
+    wanted = list(config.sources)
     read = _window_reader(cache)
     # one read location per group of sources: all sources together, or one per source when remixing
     remix = augment and config.augment_remix and len(wanted) > 1
@@ -117,8 +122,8 @@ def training_dataset(cache, config, batch_size: int, seed: int | None = None, au
             positions = tf.maximum(length - out_len, 0) + 1
             out_start = tf.minimum(tf.cast(u[2 * g + 1] * tf.cast(positions, tf.float64), tf.int64), positions - 1)
             for source in (wanted if group is None else [group]):
-                stem_windows = [views.match_channels(read(paths[track, col[s]], out_start - left, in_len, length),
-                                                     channels) for s in wanted[source]]
+                stem_windows = [scale(views.match_channels(read(paths[track, c], out_start - left, in_len, length),
+                                                           channels), track, c) for c in columns[source]]
                 windows[source] = views.combine(stem_windows)
         sources = list(wanted)
         if augment:
@@ -165,10 +170,8 @@ def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16
     cache, tracks = _open_checked(cache, config, split)
     left, _ = shapes.context(config)
     in_len, out_len, channels = config.input_length, config.output_length, config.channels
-    wanted = views.task_stems(config, cache.stems)
-    stems = [MIXTURE] + sorted({s for ss in wanted.values() for s in ss})
-    col = {s: i for i, s in enumerate(stems)}
-    paths, lengths = _tables(cache, tracks, stems)
+    paths, lengths, columns, scale = _tables(cache, config, tracks)
+    mixtures = tf.constant([str(cache.path(t, MIXTURE)) for t in tracks])
     read = _window_reader(cache)
     windows = evaluation_windows(cache, config, split)
     index = tf.constant([w[0] for w in windows], tf.int64)
@@ -176,11 +179,11 @@ def evaluation_dataset(cache, config, split: str = "valid", batch_size: int = 16
 
     def example(track, out_start):
         length = lengths[track]
-        mixture = views.match_channels(read(paths[track, col[MIXTURE]], out_start - left, in_len, length), channels)
+        mixture = views.match_channels(read(mixtures[track], out_start - left, in_len, length), channels)
         targets = {}
-        for source, source_stems in wanted.items():
-            stem_windows = [views.match_channels(read(paths[track, col[s]], out_start, out_len, length), channels)
-                            for s in source_stems]
+        for source, source_columns in columns.items():
+            stem_windows = [scale(views.match_channels(read(paths[track, c], out_start, out_len, length), channels),
+                                  track, c) for c in source_columns]
             targets[source] = tf.ensure_shape(views.combine(stem_windows), [out_len, channels])
         return tf.ensure_shape(mixture, [in_len, channels]), targets
 

@@ -1,7 +1,7 @@
 """Task views over the cache: which stems make each of a config's sources, and how channels are matched.
 
 - voice task (``accompaniment``, ``vocals``): accompaniment = bass + drums + other, clipped to [-1, 1] as the
-  official code builds it; vocals as cached.
+  official code builds it, or the track's own accompaniment (CCMixter, your own songs); vocals as cached.
 - multi-instrument task (``bass``, ``drums``, ``other``, ``vocals``): the stems as cached.
 - mono configs read the mean of the channels; a mono file feeding a stereo model is duplicated. Channels are
   matched per stem, before stems are summed, as the official code loads each stem as mono.
@@ -13,8 +13,28 @@ from data_pipeline.cache import source_stems
 
 
 def task_stems(config, stems) -> dict[str, list[str]]:
-    """``{source: [stem, ...]}`` for the config's sources, in its source order."""
+    """``{source: [stem, ...]}`` for the config's sources, in its source order, from a track of ``stems``."""
     return {source: source_stems(source, stems) for source in config.sources}
+
+
+def stem_table(cache, config, tracks):
+    """The files that make each source of each track, as a table every track fills alike (tracks of different
+    corpora make a source of different stems): ``(paths [tracks, columns] str, weights [tracks, columns]
+    float32, {source: [column, ...]})``. A source's unused columns repeat one of its files with weight 0."""
+    wanted = [task_stems(config, cache.stems_of(t)) for t in tracks]
+    width = {s: max(len(w[s]) for w in wanted) for s in config.sources}
+    columns, paths, weights, offset = {}, [], [], 0
+    for s in config.sources:
+        columns[s], offset = list(range(offset, offset + width[s])), offset + width[s]
+    for track, w in zip(tracks, wanted):
+        row_paths, row_weights = [], []
+        for s in config.sources:
+            stems = w[s] + [w[s][0]] * (width[s] - len(w[s]))
+            row_paths += [str(cache.path(track, stem)) for stem in stems]
+            row_weights += [1.0] * len(w[s]) + [0.0] * (width[s] - len(w[s]))
+        paths.append(row_paths)
+        weights.append(row_weights)
+    return paths, weights, columns
 
 
 def combine(windows):

@@ -52,12 +52,13 @@ class ArchiveServer:
     """Serves one file at ``/models.zip`` on 127.0.0.1 in a thread. ``ranges``: answer Range requests with 206
     (else ignore them, as some servers do); ``cut_after``: on each of the first ``cuts`` requests announce the
     full length but send only that many bytes, then close the connection; ``status``: answer every request with
-    this HTTP error instead; ``pace``: seconds to wait after each MiB sent (a slow link). ``requests`` records
+    this HTTP error instead; ``pace``: seconds to wait after each MiB sent (a slow link); ``gate``: a
+    ``threading.Event`` the body waits for (the test decides when the download goes on). ``requests`` records
     (Range header or None, status sent) per request."""
 
-    def __init__(self, path: Path, ranges=True, cut_after=None, cuts=1, status=None, pace=0.0):
+    def __init__(self, path: Path, ranges=True, cut_after=None, cuts=1, status=None, pace=0.0, gate=None):
         self.path, self.ranges, self.cut_after, self.cuts, self.status = Path(path), ranges, cut_after, cuts, status
-        self.pace = pace
+        self.pace, self.gate = pace, gate
         self.requests = []
         server = self
 
@@ -88,6 +89,8 @@ class ArchiveServer:
         if code == 206:
             h.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         h.end_headers()
+        if self.gate is not None:
+            self.gate.wait()
         send = size - start
         if self.cut_after is not None and len(self.requests) <= self.cuts:
             send = self.cut_after

@@ -334,10 +334,12 @@ def quick_config(config: WaveUNetConfig) -> WaveUNetConfig:
 
 
 # --- resolving a run's config --------------------------------------------------------------------------
-def resolve_config(variant=None, config_file=None, sets=(), quick=False, jit=False, run_dir=None) -> WaveUNetConfig:
+def resolve_config(variant=None, config_file=None, sets=(), quick=False, jit=False, run_dir=None,
+                   base=None) -> WaveUNetConfig:
     """The run's config: the variant's defaults, then the quick preset, then ``config_file`` (a JSON object of
     config keys, may name a ``variant``), then the ``sets`` (``["key=value", ...]``); ``jit`` sets
-    ``jit_compile``. Without a variant (and no file naming one), the config saved in ``run_dir`` (to resume).
+    ``jit_compile``. Without a variant (and no file naming one), ``base`` (a starting model's config, for
+    ``--init``) takes the variant's place, or else the config saved in ``run_dir`` is used (to resume).
     Every problem is a :class:`UsageError` (exit code 2): these are the user's arguments."""
     file_keys = read_json_object(config_file, "config file", error=UsageError) if config_file else {}
     named = file_keys.pop("variant", None)
@@ -346,7 +348,7 @@ def resolve_config(variant=None, config_file=None, sets=(), quick=False, jit=Fal
     variant = variant or named
     overrides = parse_overrides(sets)
     jit_key = {"jit_compile": True} if jit else {}
-    if not variant:
+    if not variant and base is None:
         saved = Path(run_dir) / "config.json" if run_dir is not None else None
         if saved is None or not saved.is_file():
             raise UsageError("--variant is required (or a --config naming one, or --resume of an existing run)")
@@ -359,7 +361,7 @@ def resolve_config(variant=None, config_file=None, sets=(), quick=False, jit=Fal
     if unknown:
         raise UsageError(f"config file {config_file} has an unknown config key {unknown[0]!r}; known keys: "
                          f"{', '.join(field_names())}")
-    config = variant_config(variant)
+    config = variant_config(variant) if variant else base
     if quick:
         config = quick_config(config)
     config = config.replace(**{**file_keys, **overrides, **jit_key})  # checked together, once

@@ -21,10 +21,11 @@ from data_pipeline import make_synthetic_dataset, prepare_cache
 from data_pipeline.ingest import check_arguments
 from waveunet_tf.audio import write_wav
 from waveunet_tf.config import resolve_config
-from waveunet_tf.errors import UserError
+from waveunet_tf.errors import UsageError, UserError
 from waveunet_tf.evaluation.evaluate import check_musdb_root, evaluate, gain_line
 from waveunet_tf.files import atomic_write_text, check_writable
 from waveunet_tf.training import train_on_cache
+from waveunet_tf.training.init import init_config, load_start
 
 # The embedded default: `waveunet synth`'s defaults, and the example track of stempeg (6 s of a real song).
 SYNTH = {"tracks": 8, "test_tracks": 2, "seconds": 20, "seed": 0}
@@ -77,14 +78,33 @@ def embedded_dataset(root: Path) -> dict:
     return {SYNTHETIC_GROUP: info["synthetic_test_tracks"], EXAMPLE_GROUP: [info["example_track"]]}
 
 
+def is_voice(config) -> bool:
+    """A singing-voice model: the sources the paper trained on MUSDB18 plus CCMixter."""
+    return set(config.sources) == {"accompaniment", "vocals"}
+
+
+def check_ccmixter(config, ccmixter_root) -> None:
+    """CCMixter trains the singing-voice models only: refused for the others."""
+    if ccmixter_root is not None and not is_voice(config):
+        raise UsageError(f"--ccmixter-root: the paper trained {config.name} ({', '.join(config.sources)}) on "
+                         f"MUSDB18 alone; CCMixter has only accompaniment and vocals")
+
+
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
-              config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper") -> dict:
+              config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper",
+              ccmixter_root=None, init=None) -> dict:
     """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``.
 
     ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
-    train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split."""
+    train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split. ``ccmixter_root``:
+    CCMixter's songs as extra training tracks (singing-voice variants). ``init``: a model to start from (see
+    ``waveunet train --init``)."""
     config = resolve_config(variant, config_file, sets, quick)
     check_arguments(config.sample_rate, jobs, split)  # before any work starts
+    check_ccmixter(config, ccmixter_root)
+    if init is not None:
+        init = load_start(init)
+        config = init_config(init, variant, config_file, sets, quick)
     embedded = musdb_root is None
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(variant, quick, embedded)
     check_writable(run_dir)
@@ -97,11 +117,16 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
         root, groups = check_musdb_root(musdb_root, "test", wav), None
     cache = Path(cache) if cache is not None else run_dir / "cache"
 
+    if ccmixter_root is None and is_voice(config):
+        log(f"note: the paper trained {config.name} on MUSDB18 plus CCMixter's 50 songs; add --ccmixter-root DIR "
+            f"to train on both")
     log(f"1/3 prepare: {root} -> {cache} at {config.sample_rate} Hz, {split} validation split")
-    prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True)
+    prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True,
+                  ccmixter_root=ccmixter_root)
 
     log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
-    train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps)  # a new run, or the one to resume
+    train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps,  # a new run, or the one to resume
+                   init=init)
 
     log(f"3/3 evaluate {run_dir / 'best.keras'} on {root / 'test'}")
     # force: a resumed training may have changed best.keras since an earlier evaluation in this run dir

@@ -33,9 +33,16 @@ def add_arguments(p):
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
                    help="override one config key for train (repeatable)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop training after N steps (smoke tests)")
-    p.add_argument("--split", choices=("paper", "musdb"), default="paper",
+    p.add_argument("--split", choices=("paper", "musdb", "official"), default="paper",
                    help="validation tracks: paper = 25 of the 100 train tracks, as the paper (default); musdb = "
-                        "the musdb package's 14 (see `waveunet prepare --help`)")
+                        "the musdb package's 14; official = the 25 the official code drew (see `waveunet prepare "
+                        "--help`)")
+    p.add_argument("--ccmixter-root", metavar="DIR",
+                   help="CCMixter (DIR/<song>/{mix,source-01,source-02}.wav) as extra training tracks, as the paper "
+                        "trained its singing-voice variants (refused for M6)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start training from MODEL's weights (a run dir, a .keras file or official:NAME), as "
+                        "`waveunet train --init`")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="tracks prepared in parallel (default 1)")
 
 
@@ -46,7 +53,8 @@ def run(args):
         raise UsageError("--wav describes a --musdb-root; give one, or leave both out for the embedded default")
     summary = reproduce(args.variant, musdb_root=args.musdb_root, wav=args.wav, quick=args.quick,
                         run_dir=args.run_dir, cache=args.cache, config_file=args.config, sets=args.sets,
-                        max_steps=args.max_steps, jobs=args.jobs, split=args.split)
+                        max_steps=args.max_steps, jobs=args.jobs, split=args.split,
+                        ccmixter_root=args.ccmixter_root, init=args.init)
     run_dir = summary["run_dir"]
     print(format_markdown(build_rows([run_dir])))
     print("\nMedian SDR gain over the mixture as estimate (the paper's pooled-frames median):")

@@ -7,6 +7,7 @@ from waveunet_tf.config import resolve_config
 from waveunet_tf.errors import UsageError
 from waveunet_tf.training import train_on_cache
 from waveunet_tf.training.distribute import cluster_for
+from waveunet_tf.training.init import init_config, load_start
 from waveunet_tf.training.run_dir import require_run_dir
 
 HELP = "train a variant on a prepared cache (the paper's protocol: early stopping, then fine-tuning)"
@@ -17,8 +18,11 @@ epoch, early stopping after `patience` epochs without improvement, then fine-tun
 with the batch doubled and the learning rate 1e-5. The best model is RUN/best.keras.
 
 Config: the variant's defaults, then --quick, then --config FILE (JSON of config keys, may name a
-"variant"), then each --set KEY=VALUE. The run dir gets config.json, state.json + checkpoints/ (resume
-with --resume after any interruption, even kill -9), history.csv, logs/ (TensorBoard) and loss.png.
+"variant"), then each --set KEY=VALUE. With --init MODEL the architecture (and, without --variant, the
+defaults) come from MODEL; architecture keys that differ from it are refused, and history.csv starts with
+an epoch-0 row: the validation loss of MODEL's weights. The run dir gets config.json, state.json +
+checkpoints/ (resume with --resume after any interruption, even kill -9), history.csv, logs/ (TensorBoard)
+and loss.png.
 
 Strategies: default (one device), mirrored (every local GPU, or every logical CPU device), multiworker
 (several processes or machines, configured by TF_CONFIG; worker 0 is the chief and the only one writing).
@@ -30,13 +34,16 @@ The last line on stdout is the run dir."""
 
 
 def add_arguments(p):
-    p.add_argument("--variant", help="the paper's variant (M1 .. M7, M5-HighSR); optional with --resume or a "
+    p.add_argument("--variant", help="the paper's variant (M1 .. M7, M5-HighSR); optional with --resume, --init or a "
                                      "--config that names one")
     p.add_argument("--cache", required=True, help="cache folder made by `waveunet prepare` (or `reproduce`)")
     p.add_argument("--run-dir", required=True, help="folder for this run's files")
     p.add_argument("--config", metavar="FILE", help="JSON file of config keys (e.g. experiments/M4.json)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
                    help="override one config key (repeatable), e.g. --set batch_size=8")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from MODEL's weights and architecture (a run dir, a .keras file or official:NAME); "
+                        "history.csv then begins with an epoch-0 row, their validation loss")
     p.add_argument("--quick", action="store_true",
                    help="the small preset for smoke runs and the demo (same kind of model, minutes on 2 cores)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps in total")
@@ -58,11 +65,15 @@ def run(args):
         raise UsageError("--resume continues a run and --force starts it over: give one of them")
     if args.resume:
         require_run_dir(args.run_dir)
-    config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
-                            run_dir=args.run_dir if args.resume else None)
+    start = load_start(args.init) if args.init else None
+    if start is not None:
+        config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
+    else:
+        config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
+                                run_dir=args.run_dir if args.resume else None)
     state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
                            force=args.force, max_steps=args.max_steps, mixed_precision=args.mixed_precision,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, init=start)
     cluster = cluster_for(args.strategy)
     print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}", file=sys.stderr)
     if cluster.is_chief:

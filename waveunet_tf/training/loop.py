@@ -304,6 +304,15 @@ class Loop:
         self.files.plot(state)
         return state
 
+    def validate_start(self, state):
+        """``--init``: the starting weights' validation loss as the epoch-0 row, saved as the best weights."""
+        t0 = time.perf_counter()
+        batch_size = protocol.stage_settings(self.config, 0).batch_size
+        valid = self.t.evaluate(self.data.valid, self.data.valid_windows, batch_size)
+        state = self.save_best(protocol.start_from(state, valid, self.t.learning_rate, time.perf_counter() - t0))
+        self.log(f"epoch 0 (the starting weights): validation loss {valid:.6f}")
+        return self.commit(state)
+
     def save_best(self, state):
         """Checkpoint the current (best) weights and export them as ``best.keras`` with their fingerprint."""
         name = self.ckpts.write(best_name(state))

@@ -150,6 +150,15 @@ def end_epoch(state: RunState, valid_loss: float, learning_rate: float, seconds:
                          epoch_examples=0, epoch_input_wait_s=0.0, epoch_seconds=0.0)
 
 
+def start_from(state: RunState, valid_loss: float, learning_rate: float, seconds: float = 0.0) -> RunState:
+    """A run that starts from trained weights (``--init``): their validation loss is the epoch-0 row of the
+    history and the best loss to beat; no epoch has been trained."""
+    row = {"epoch": 0, "stage": 1, "steps": 0, "step": 0, "batch_size": None, "learning_rate": learning_rate,
+           "train_loss": None, "valid_loss": valid_loss, "best_valid_loss": valid_loss, "improved": 1, "wait": 0,
+           "seconds": round(seconds, 3), "input_wait_s": 0.0}
+    return state.replace(best_loss=valid_loss, best_epoch=0, history=(row,))
+
+
 def improved(state: RunState) -> bool:
     """Whether the last finished epoch set a new best."""
     return bool(state.history) and bool(state.history[-1]["improved"])

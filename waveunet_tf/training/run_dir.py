@@ -244,14 +244,14 @@ def plot_loss(path: Path, history, stage_starts) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [r["train_loss"] for r in history], label="training", marker=".")
-    ax.plot(epochs, [r["valid_loss"] for r in history], label="validation", marker=".")
+    trained = [r for r in history if r["train_loss"] is not None]  # not the epoch-0 row of a run from --init
+    ax.plot([r["epoch"] for r in trained], [r["train_loss"] for r in trained], label="training", marker=".")
+    ax.plot([r["epoch"] for r in history], [r["valid_loss"] for r in history], label="validation", marker=".")
     for start in stage_starts[1:]:
         ax.axvline(start + 0.5, color="gray", linestyle="--", label="fine-tuning starts")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean over sources of the MSE)")
-    if min(min(r["train_loss"], r["valid_loss"]) for r in history) > 0:
+    if min([r["train_loss"] for r in trained] + [r["valid_loss"] for r in history]) > 0:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()

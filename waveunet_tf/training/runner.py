@@ -9,6 +9,7 @@ import data_pipeline
 import waveunet_tf.training.distribute as distribute
 from waveunet_tf.errors import UserError
 from waveunet_tf.training.checkpoints import Checkpoints, PrivateCheckpoints
+from waveunet_tf.training.init import set_weights
 from waveunet_tf.training.loop import Data, Loop, Trainer
 from waveunet_tf.training.protocol import RunState, resumed, segment_seed
 from waveunet_tf.training.run_dir import open_run_dir
@@ -16,7 +17,7 @@ from waveunet_tf.training.run_dir import open_run_dir
 
 def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume: bool = False, force: bool = False,
                    max_steps: int | None = None, mixed_precision: bool = False, progress: bool = True,
-                   log=None) -> RunState:
+                   log=None, init=None) -> RunState:
     """Train ``config`` on a cache made by ``waveunet prepare`` into ``run_dir`` with the paper's protocol.
 
     The cache is opened and checked against the config first (one clear line before TensorFlow starts).
@@ -24,6 +25,9 @@ def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume:
     """
     opened = data_pipeline.open_cache(cache)
     opened.check(config)
+    left_out = opened.left_out(config)  # e.g. CCMixter's songs for a four-source model
+    if left_out and distribute.cluster_for(strategy).is_chief:
+        (log or _stderr)(left_out)
     # one line naming the cache if it has no validation tracks
     windows = len(data_pipeline.evaluation_windows(opened, config, split="valid"))
 
@@ -34,19 +38,21 @@ def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume:
         return data_pipeline.evaluation_dataset(opened, config, split="valid", batch_size=batch_size)
 
     return train(config, run_dir, data=Data(train_data, valid_data, windows), strategy=strategy, resume=resume,
-                 force=force, max_steps=max_steps, mixed_precision=mixed_precision, progress=progress, log=log)
+                 force=force, max_steps=max_steps, mixed_precision=mixed_precision, progress=progress, log=log,
+                 init=init)
 
 
 def train(config, run_dir, *, data: Data, strategy: str = "default", resume: bool = False, force: bool = False,
           max_steps: int | None = None, mixed_precision: bool = False, checkpoint_steps: int = 100,
-          progress: bool = True, log=None) -> RunState:
+          progress: bool = True, log=None, init=None) -> RunState:
     """Train ``config`` on ``data`` into ``run_dir``; returns the final :class:`RunState`.
 
     ``resume`` continues the run in ``run_dir`` (which must exist), ``force`` starts it over; without either an
     existing run is refused. ``max_steps`` caps the total number of optimizer steps (the epoch it falls in is cut
     short and validated). A checkpoint is written after every epoch and every ``checkpoint_steps`` steps.
     ``progress``: a bar in a terminal, a few lines per epoch elsewhere. ``log(line)``: the chief's messages
-    (default: stderr); other workers say nothing.
+    (default: stderr); other workers say nothing. ``init``: a :class:`~waveunet_tf.training.init.Start` whose
+    weights a new run starts from (its validation loss becomes the history's epoch-0 row).
     """
     run_dir = Path(run_dir)
     cluster = distribute.cluster_for(strategy)
@@ -60,6 +66,7 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             if resume:  # an existing folder without a checkpoint (e.g. killed before the first one)
                 log(f"{run_dir} holds no checkpoint yet: starting a new run there")
             state = RunState(data_seed=segment_seed(config, 0))
+        init = None if resuming else init
         tf_strategy, cluster = distribute.make_strategy(strategy, log)
         if mixed_precision:
             _check_gpu()
@@ -67,7 +74,7 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
                            replicas=tf_strategy.num_replicas_in_sync)
         try:
             return _run(config, tf_strategy, cluster, files, state, data, mixed_precision=mixed_precision,
-                        max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
+                        init=init, max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
         except Exception as e:
             if cluster.num_workers > 1 and distribute.is_peer_failure(e):
                 raise UserError(f"lost contact with another worker ({type(e).__name__}: it stopped or is "
@@ -75,8 +82,10 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             raise
 
 
-def _run(config, strategy, cluster, files, state, data, *, mixed_precision, log, **loop_options) -> RunState:
+def _run(config, strategy, cluster, files, state, data, *, mixed_precision, init, log, **loop_options) -> RunState:
     trainer = Trainer(config, strategy, mixed_precision=mixed_precision)
+    if init is not None:
+        set_weights(trainer.model, init)
     ckpts = Checkpoints(trainer.checkpoint, files.checkpoints) if cluster.is_chief else \
         PrivateCheckpoints(trainer.checkpoint)
     try:
@@ -92,6 +101,9 @@ def _run(config, strategy, cluster, files, state, data, *, mixed_precision, log,
             ckpts.prune({state.checkpoint, state.best_checkpoint})  # leftovers of an interrupted write
             state = loop.restore(state, files.checkpoints)
             log(f"resuming {files.path} at epoch {state.epoch + 1} (stage {state.stage + 1}), step {state.step}")
+        elif init is not None:
+            log(f"starting from the weights of {init.source}")
+            state = loop.validate_start(state)
         return loop.run(state)
     finally:
         ckpts.close()
