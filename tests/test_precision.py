@@ -79,3 +79,26 @@ def test_plan_and_step_flops_are_sums_of_forward_passes():
     plan = shapes.plan_paper(cfg, 10 * cfg.output_length + 1)
     assert plan.count == 11 and flops.plan_flops(cfg, plan) == 11 * one
     assert flops.step_flops(cfg, 16) == 3 * 16 * one
+
+
+def test_train_takes_precision_and_keeps_mixed_precision_as_float16():
+    from waveunet_tf.cli import build_parser
+    parse = build_parser().parse_args
+    base = ["train", "--variant", "M4", "--cache", "c", "--run-dir", "r"]
+    assert parse(base).precision == "float32"
+    assert parse(base + ["--mixed-precision"]).precision == "float16"
+    assert parse(base + ["--precision", "bfloat16"]).precision == "bfloat16"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--variant", "M4", "--cache", "c", "--run-dir", "r", "--precision", "bfloat16"],
+    ["evaluate", "--model", "m.keras", "--musdb-root", "r", "--precision", "bfloat16"],
+])
+def test_commands_refuse_bfloat16_without_native_support_in_one_line(argv, monkeypatch, capsys, tmp_path):
+    from waveunet_tf.cli import main
+    monkeypatch.setenv(precision.OVERRIDE_ENV, "0")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--precision bfloat16 needs a CPU with native bfloat16" in err[0]
+    assert not (tmp_path / "r").exists()  # refused before anything was written
