@@ -56,3 +56,11 @@ def test_a_bfloat16_file_loads_in_float32_exactly(saved, tmp_path):
     got = back.predict(x)
     for s in CFG.sources:
         np.testing.assert_array_equal(got[s], expected[s])
+
+
+def test_a_saved_model_runs_only_in_float32(tmp_path):
+    from waveunet_tf.errors import UsageError
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")  # refused before anything is read
+    with pytest.raises(UsageError, match="SavedModel, which runs in float32 as exported: use --precision float32"):
+        load_any_model(tmp_path / "1", "bfloat16")
