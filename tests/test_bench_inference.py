@@ -20,8 +20,9 @@ def test_bench_inference_json_is_consistent():
     out = json.loads(res.stdout)
     assert set(out) == {"variant", "audio_s", "paper_s_per_s", "default_s_per_s", "speedup", "peak_rss_mb",
                         "precision", "gflops", "peak_gflops", "runs"}
-    assert out["variant"] == "M4" and out["audio_s"] == 8 and out["precision"] == "float32"  # separate's default
-    assert [r["precision"] for r in out["runs"]] == ["float32", "bfloat16"]
+    # separate's default (auto: bfloat16 where native) first, then float32
+    assert out["variant"] == "M4" and out["audio_s"] == 8 and out["precision"] == "bfloat16"
+    assert [r["precision"] for r in out["runs"]] == ["bfloat16", "float32"]
     assert out["paper_s_per_s"] > 0 and out["default_s_per_s"] > 0
     assert out["speedup"] == pytest.approx(out["paper_s_per_s"] / out["default_s_per_s"], rel=0.01)
     assert out["speedup"] > 1  # 8 s of song: one long window against 11 paper windows

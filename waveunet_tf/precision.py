@@ -17,9 +17,9 @@ from waveunet_tf.errors import UsageError
 
 INFERENCE_CHOICES = ("auto", "float32", "bfloat16")
 TRAINING_CHOICES = ("float32", "bfloat16", "float16")
-# `separate`'s default (and `bench inference`'s headline): float32 until the bfloat16 cost in SDR is measured on
-# a CPU with native bfloat16 (issue 17, point 4: not measurable on the AVX2-only CPU of that work).
-SEPARATE_DEFAULT = "float32"
+# `separate`'s default (and `bench inference`'s headline): bfloat16 where native, since it costs 0.002-0.003 dB
+# SDR on real audio (README, Precision: experiments/bf16_cost.py) for 1.6x the speed (issue 17's Zen 4 probe).
+SEPARATE_DEFAULT = "auto"
 POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 # CPU flags (Linux /proc/cpuinfo) of a native bfloat16 dot product: AVX512-BF16 (Zen 4, Cooper Lake) or AMX.
