@@ -64,3 +64,20 @@ def test_a_saved_model_runs_only_in_float32(tmp_path):
     (tmp_path / "1" / "saved_model.pb").write_bytes(b"")  # refused before anything is read
     with pytest.raises(UsageError, match="SavedModel, which runs in float32 as exported: use --precision float32"):
         load_any_model(tmp_path / "1", "bfloat16")
+
+
+def test_bfloat16_training_keeps_float32_weights_and_float32_s_loss():
+    import tensorflow as tf
+    from waveunet_tf.training import Trainer
+    rng = np.random.default_rng(1)
+    mixture = tf.constant(rng.uniform(-0.5, 0.5, (2, CFG.input_length, 2)).astype(np.float32))
+    targets = {s: tf.constant(rng.uniform(-0.5, 0.5, (2, CFG.output_length, 2)).astype(np.float32))
+               for s in CFG.sources}
+    losses = {}
+    for p in ("float32", "bfloat16"):
+        trainer = Trainer(CFG, tf.distribute.get_strategy(), p)  # the same seed: the same initial weights
+        assert policy_name(trainer.model) == ("mixed_bfloat16" if p == "bfloat16" else "float32")
+        assert {v.dtype for v in trainer.model.trainable_variables} == {"float32"}
+        losses[p] = [trainer.train_step((mixture, targets), 2)[0] for _ in range(3)]
+    assert losses["bfloat16"][0] == pytest.approx(losses["float32"][0], rel=0.02)
+    assert losses["bfloat16"][-1] < losses["bfloat16"][0]  # the float32 weights are updated
