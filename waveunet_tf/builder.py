@@ -7,6 +7,7 @@ Importing this module is light (no TensorFlow), so any module may import it at i
 from __future__ import annotations
 
 from waveunet_tf.config import WaveUNetConfig
+from waveunet_tf.precision import policy
 
 
 def conv_layer_names(config) -> list[str]:
@@ -19,12 +20,17 @@ def conv_layer_names(config) -> list[str]:
             + [f"output_conv_{s}" for s in outputs])
 
 
-def build_model(config: WaveUNetConfig):
+def build_model(config: WaveUNetConfig, precision: str | None = None):
     """Build the Wave-U-Net of ``config`` -> :class:`waveunet_tf.layers.network.WaveUNet` (a ``keras.Model``).
+
+    ``precision`` ``"float32"`` / ``"bfloat16"`` / ``"float16"`` (:mod:`waveunet_tf.precision`) builds it in
+    that dtype policy; None (training) follows Keras' global policy.
 
     Input ``mixture``: float32 [batch, time, channels], ``time`` any valid input length
     (:func:`waveunet_tf.shapes.is_valid_input_length`). Output: ``{source: [batch, time_out, channels]}`` in
     the config's source order, ``time_out = time - sum(shapes.context(config))``.
     """
     from waveunet_tf.layers.network import WaveUNet  # heavy: imports Keras and TensorFlow
-    return WaveUNet(config)
+    if precision is None:
+        return WaveUNet(config)
+    return WaveUNet(config, dtype=policy(precision) or "float32")

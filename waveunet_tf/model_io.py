@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from waveunet_tf import pretrained, shapes
+from waveunet_tf.builder import build_model
 from waveunet_tf.config import WaveUNetConfig
-from waveunet_tf.errors import UserError, first_line
+from waveunet_tf.errors import UsageError, UserError, first_line
+from waveunet_tf.precision import policy
 
 KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
 ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
@@ -59,28 +61,52 @@ def resolve_keras_path(path, accepted=KERAS_MODELS) -> Path:
     return path
 
 
-def load_model(path, accepted=KERAS_MODELS):
+def load_model(path, accepted=KERAS_MODELS, precision=None):
     """Load a Wave-U-Net from a run directory, a ``.keras`` file or ``official:NAME`` -> (keras.Model,
-    WaveUNetConfig). (Importing waveunet_tf registered its layers with Keras.)"""
+    WaveUNetConfig). (Importing waveunet_tf registered its layers with Keras.) ``precision`` (``"float32"`` or
+    ``"bfloat16"``, resolved by :func:`waveunet_tf.precision.resolve`) runs it in that precision whatever it was
+    saved in; None keeps the file's."""
     import keras
     file = resolve_keras_path(path, accepted)
     try:
         model = keras.models.load_model(file, compile=False)
     except Exception as e:
         raise UserError(f"{file} is not a loadable Keras model: {first_line(e)}") from e
-    return model, config_of(model)
+    config = config_of(model)
+    if precision is not None and policy_name(model) != (policy(precision) or "float32"):
+        model = in_precision(model, config, precision)
+    return model, config
+
+
+def policy_name(model) -> str:
+    """The dtype policy a Wave-U-Net's convolutions run in: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``."""
+    return model.get_layer("down_conv_0").dtype_policy.name
+
+
+def in_precision(model, config, precision: str):
+    """The same network and weights built in ``precision``'s dtype policy (weights stay float32 under the mixed
+    policies, so they copy exactly, layer by layer by name)."""
+    twin = build_model(config, precision)
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return twin
 
 
 def is_saved_model(path) -> bool:
     return Path(path).is_dir() and (Path(path) / "saved_model.pb").is_file()
 
 
-def load_any_model(path):
+def load_any_model(path, precision="float32"):
     """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
-    (:class:`LoadedModel`, WaveUNetConfig)."""
+    (:class:`LoadedModel`, WaveUNetConfig), running in ``precision`` (``"float32"`` or ``"bfloat16"``, from
+    :func:`waveunet_tf.precision.resolve`). A SavedModel runs in float32, as exported."""
     if is_saved_model(path):
+        if precision != "float32":
+            raise UsageError(f"{path} is a SavedModel, which runs in float32 as exported: use --precision float32 "
+                             "or a .keras model")
         return load_saved_model(path)
-    model, config = load_model(path, ANY_MODELS)
+    model, config = load_model(path, ANY_MODELS, precision)
     return LoadedModel.of_keras(model, config), config
 
 
@@ -90,11 +116,13 @@ class LoadedModel:
     ``predict(windows)``: float32 [B, w_in, C] -> ``{source: float32 [B, w_out, C]}`` (NumPy), with ``w_in``
     from the model's window plan (:mod:`waveunet_tf.shapes`): ``geometry`` (context, alignment step),
     ``max_hop`` (kept samples of its default windows), ``paper_windows`` (whether the official training windows
-    can run: Keras models only). ``config``, ``sources``, ``channels``, ``sample_rate`` describe the model.
+    can run: Keras models only). ``config``, ``sources``, ``channels``, ``sample_rate`` describe the model;
+    ``precision`` is what it computes in (``float32``, ``bfloat16``; outputs are float32 in every case).
     """
 
-    def __init__(self, config, geometry, max_hop, predict, paper_windows):
+    def __init__(self, config, geometry, max_hop, predict, paper_windows, precision="float32"):
         self.config = config
+        self.precision = precision
         self.sources = tuple(config.sources)
         self.channels = config.channels
         self.sample_rate = config.sample_rate
@@ -111,8 +139,9 @@ class LoadedModel:
         """The callable of a Keras Wave-U-Net. Its function is traced once, on the first window, for every
         window length: make one per model and keep it for all songs."""
         config = config or config_of(model)
+        computes = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(policy_name(model), "float32")
         return cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP,
-                   _keras_predict(model, config.channels), paper_windows=True)
+                   _keras_predict(model, config.channels), paper_windows=True, precision=computes)
 
     @classmethod
     def of_saved_model(cls, loaded, facts: dict) -> "LoadedModel":

@@ -1,10 +1,11 @@
-"""What the benchmarks share: the peak memory, the JSON-or-text result, and the synthetic cache they stream from
-when no --cache is given."""
+"""What the benchmarks share: the peak memory, the CPU's measured peak GFLOP/s, the JSON-or-text result, and the
+synthetic cache they stream from when no --cache is given."""
 
 import json
 import resource
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +16,26 @@ from data_pipeline.workers import worker_pool
 def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def peak_gflops(precisions, n: int = 4096, repeats: int = 3) -> dict:
+    """{precision: GFLOP/s} of the best of ``repeats`` n x n TensorFlow matmuls (``2 n^3`` FLOPs) in each of
+    ``precisions`` ("float32", "bfloat16"): what this CPU reaches on the densest work there is, measured in the
+    same run as the model so that both see the same machine load."""
+    import tensorflow as tf
+    result = {}
+    for precision in precisions:
+        a = tf.random.stateless_normal([n, n], seed=[0, 1], dtype=tf.float32)
+        a = tf.cast(a, precision)
+        matmul = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+        matmul(a).numpy()  # trace and warm the thread pools
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            matmul(a).numpy()
+            best = min(best, time.perf_counter() - t0)
+        result[precision] = round(2 * n ** 3 / best / 1e9, 1)
+    return result
 
 
 def print_result(result: dict, as_json: bool, text: str) -> None:

@@ -1,3 +1,4 @@
+from waveunet_tf import precision
 from waveunet_tf.evaluation.evaluate import evaluate
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 
@@ -31,13 +32,16 @@ def add_arguments(p):
     p.add_argument("--out", metavar="DIR", help="where to write estimates and scores (default: see above)")
     p.add_argument("--force", action="store_true",
                    help="discard scores in OUT that belong to another model or dataset")
+    p.add_argument("--precision", choices=precision.INFERENCE_CHOICES, default="float32",
+                   help="compute precision: float32 (default: the paper's numbers), bfloat16 (only on a CPU with "
+                   "native bfloat16: AVX512-BF16 or AMX), auto (bfloat16 where native, else float32)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="do not score the mixture as the estimate")
 
 
 def run(args):
     summary = evaluate(args.model, args.musdb_root, out=args.out, wav=args.wav, subset=args.subset,
-                       force=args.force, baseline=args.baseline)
+                       force=args.force, baseline=args.baseline, precision=precision.resolve(args.precision))
     print(format_markdown(build_rows([summary["out"]])))
     print(f"\nwrote {summary['out'] / 'results.md'}, results.json, sdr.png, {summary['out'] / 'report.html'} and "
           f"per-track scores in {summary['out'] / 'scores'}")

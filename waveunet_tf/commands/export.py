@@ -30,7 +30,7 @@ def add_arguments(p):
 
 def run(args):
     export.check_version_dir(args.out, args.force)  # fail before loading TensorFlow and the model
-    model, cfg = load_model(args.model)
+    model, cfg = load_model(args.model, precision="float32")  # a SavedModel serves float32, however trained
     out = export.export_saved_model(model, cfg, args.out, force=args.force, warmup=args.warmup)
     path, current = production.write_batching_parameters(out.parent, export.model_facts(cfg))
     if not current:

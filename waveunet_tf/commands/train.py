@@ -3,6 +3,7 @@
 import os
 import sys
 
+from waveunet_tf import precision
 from waveunet_tf.config import resolve_config
 from waveunet_tf.errors import UsageError
 from waveunet_tf.training import train_on_cache
@@ -50,8 +51,12 @@ def add_arguments(p):
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                    help="tf.distribute strategy (default: one device)")
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (jit_compile)")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_float16 with loss scaling (GPUs only; refused on a machine without a GPU)")
+    p.add_argument("--precision", choices=precision.TRAINING_CHOICES, default="float32",
+                   help="compute precision, weights always float32: float32 (default); bfloat16 (mixed_bfloat16, "
+                   "only on a CPU with native bfloat16: AVX512-BF16 or AMX); float16 (mixed_float16 with loss "
+                   "scaling, GPUs only)")
+    p.add_argument("--mixed-precision", dest="precision", action="store_const", const="float16",
+                   help="the same as --precision float16 (its former name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start over, deleting the run files already in --run-dir")
     p.add_argument("--no-progress", action="store_true",
@@ -65,6 +70,7 @@ def run(args):
         raise UsageError("--resume continues a run and --force starts it over: give one of them")
     if args.resume:
         require_run_dir(args.run_dir)
+    train_precision = precision.resolve_training(args.precision)
     start = load_start(args.init) if args.init else None
     if start is not None:
         config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
@@ -72,7 +78,7 @@ def run(args):
         config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
                                 run_dir=args.run_dir if args.resume else None)
     state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
-                           force=args.force, max_steps=args.max_steps, mixed_precision=args.mixed_precision,
+                           force=args.force, max_steps=args.max_steps, precision=train_precision,
                            progress=not args.no_progress, init=start)
     cluster = cluster_for(args.strategy)
     print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}", file=sys.stderr)

@@ -234,16 +234,16 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
 
 # --- the whole evaluation ---------------------------------------------------------------------------------
 def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = "test", force: bool = False,
-             baseline: bool = True, groups: dict | None = None) -> dict:
+             baseline: bool = True, groups: dict | None = None, precision: str = "float32") -> dict:
     """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory,
-    ``.keras`` file or ``official:NAME``), then aggregate; resumable. Returns :func:`summarize`'s dict plus
-    ``"out"``."""
+    ``.keras`` file or ``official:NAME``) running in ``precision`` (resolved: float32, the paper's numbers, or
+    bfloat16), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``."""
     import musdb
     from tqdm import tqdm
     root = check_musdb_root(musdb_root, subset, wav)
     keras_file = resolve_keras_path(model_path)
     out = check_writable(out if out is not None else default_out(model_path))
-    model, config = load_model(keras_file)
+    model, config = load_model(keras_file, precision=precision)
     db = musdb.DB(root=str(root), is_wav=wav, subsets=subset)
     if not db.tracks:
         raise UserError(f"musdb found no tracks in {root / subset}")
@@ -255,9 +255,11 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
     aggregates = [out / name for name in ("results.json", "baseline.json", "groups.json", "results.md", "sdr.png",
                                           REPORT, excerpts.FILES_DIR)]
     with process_lock(out / ".evaluation.lock", f"the evaluation folder {out}"):
-        record.claim(out, {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
-                           "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset},
-                     scored + aggregates, force)
+        claim = {"model": str(keras_file.resolve()), "model_fingerprint": model_fingerprint(model, config),
+                 "musdb_root": str(root.resolve()), "wav": bool(wav), "subset": subset}
+        if precision != "float32":  # scores of another precision are another model's (float32 folders unchanged)
+            claim["precision"] = precision
+        record.claim(out, claim, scored + aggregates, force)
         # leftovers of an evaluation killed while writing (never the training's files)
         for folder in scored + [out / excerpts.FILES_DIR]:
             remove_partials(folder)

@@ -27,14 +27,24 @@ class WaveUNet(keras.Model):
         self.waveunet_config = config
 
     def get_config(self):
-        # the policy the layers were built with (e.g. mixed_float16 in training), not the model object's own
-        policy = self.get_layer("input_check").dtype_policy
+        # the policy the network was built with (e.g. mixed_bfloat16), not the model object's own; the first
+        # convolution has it (the input check and output layers stay float32 under a mixed policy)
+        policy = self.get_layer("down_conv_0").dtype_policy
         return {"name": self.name, "trainable": self.trainable, "config": self.waveunet_config.to_dict(),
                 "dtype": keras.dtype_policies.serialize(policy)}
 
 
+def _float32_under_mixed(dtype):
+    """The dtype of the input check and the output layers: float32 under a mixed policy (``dtype``, or the global
+    policy when None), so the estimates and the difference output (mixture minus estimates) are not rounded to
+    bfloat16 / float16; otherwise ``dtype`` itself."""
+    policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
+    return "float32" if policy.compute_dtype != "float32" else dtype
+
+
 def _network(config, dtype):
-    """(input tensor, {source: output tensor}) of the Wave-U-Net; every layer gets ``dtype`` (a policy or None)."""
+    """(input tensor, {source: output tensor}) of the Wave-U-Net; every layer gets ``dtype`` (a policy or None),
+    the input check and output layers float32 under a mixed policy."""
     L, Fc, C = config.num_layers, config.num_initial_filters, config.channels
     padding = "valid" if config.context else "same"
     upsample = LearnedUpsample if config.upsampling == "learned" else LinearUpsample
@@ -43,9 +53,10 @@ def _network(config, dtype):
         x = keras.layers.Conv1D(filters, width, padding=padding, name=name, dtype=dtype)(x)
         return keras.layers.LeakyReLU(negative_slope=config.leaky_relu_alpha, name=name + "_act", dtype=dtype)(x)
 
+    out_dtype = _float32_under_mixed(dtype)
     mixture_in = keras.Input(shape=(None, C), name="mixture")
     mixture = InputCheck(C, shapes.min_input_length(config), shapes.step(config), name="input_check",
-                         dtype=dtype)(mixture_in)
+                         dtype=out_dtype)(mixture_in)
 
     x, skips = mixture, []
     for i in range(L):
@@ -65,10 +76,10 @@ def _network(config, dtype):
     outputs = {}
     for source in estimated:
         y = keras.layers.Conv1D(C, config.output_filter_size, padding=padding, activation="tanh" if tanh else None,
-                                name=f"output_conv_{source}", dtype=dtype)(x)
-        outputs[source] = y if tanh else ClipAtInference(name=f"clip_{source}", dtype=dtype)(y)
+                                name=f"output_conv_{source}", dtype=out_dtype)(x)
+        outputs[source] = y if tanh else ClipAtInference(name=f"clip_{source}", dtype=out_dtype)(y)
     if config.output_type == "difference":
         last = config.sources[-1]
-        outputs[last] = DifferenceOutput(name=f"difference_{last}", dtype=dtype)(
+        outputs[last] = DifferenceOutput(name=f"difference_{last}", dtype=out_dtype)(
             [mixture] + [outputs[s] for s in estimated])
     return mixture_in, {s: outputs[s] for s in config.sources}

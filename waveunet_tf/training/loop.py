@@ -41,17 +41,16 @@ class Trainer:
     validation window once.
     """
 
-    def __init__(self, config, strategy, mixed_precision: bool = False):
+    def __init__(self, config, strategy, precision: str = "float32"):
         import keras
         import tensorflow as tf
         self.tf, self.config, self.strategy = tf, config, strategy
-        if mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
         keras.utils.set_random_seed(config.seed)  # same initial weights for the same seed, whatever the strategy
         with strategy.scope():
-            self.model = build_model(config)
+            # the weights (and so the checkpoint) are float32 in every precision; only the compute dtype differs
+            self.model = build_model(config, precision)
             optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
-            if mixed_precision:
+            if precision == "float16":  # bfloat16 has float32's range: no loss scaling
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)

@@ -16,7 +16,7 @@ from waveunet_tf.training.run_dir import open_run_dir
 
 
 def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume: bool = False, force: bool = False,
-                   max_steps: int | None = None, mixed_precision: bool = False, progress: bool = True,
+                   max_steps: int | None = None, precision: str = "float32", progress: bool = True,
                    log=None, init=None) -> RunState:
     """Train ``config`` on a cache made by ``waveunet prepare`` into ``run_dir`` with the paper's protocol.
 
@@ -38,18 +38,18 @@ def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume:
         return data_pipeline.evaluation_dataset(opened, config, split="valid", batch_size=batch_size)
 
     return train(config, run_dir, data=Data(train_data, valid_data, windows), strategy=strategy, resume=resume,
-                 force=force, max_steps=max_steps, mixed_precision=mixed_precision, progress=progress, log=log,
-                 init=init)
+                 force=force, max_steps=max_steps, precision=precision, progress=progress, log=log, init=init)
 
 
 def train(config, run_dir, *, data: Data, strategy: str = "default", resume: bool = False, force: bool = False,
-          max_steps: int | None = None, mixed_precision: bool = False, checkpoint_steps: int = 100,
+          max_steps: int | None = None, precision: str = "float32", checkpoint_steps: int = 100,
           progress: bool = True, log=None, init=None) -> RunState:
     """Train ``config`` on ``data`` into ``run_dir``; returns the final :class:`RunState`.
 
     ``resume`` continues the run in ``run_dir`` (which must exist), ``force`` starts it over; without either an
     existing run is refused. ``max_steps`` caps the total number of optimizer steps (the epoch it falls in is cut
-    short and validated). A checkpoint is written after every epoch and every ``checkpoint_steps`` steps.
+    short and validated). ``precision``: float32, bfloat16 or float16 (:mod:`waveunet_tf.precision`; float16 needs a
+    GPU). A checkpoint is written after every epoch and every ``checkpoint_steps`` steps.
     ``progress``: a bar in a terminal, a few lines per epoch elsewhere. ``log(line)``: the chief's messages
     (default: stderr); other workers say nothing. ``init``: a :class:`~waveunet_tf.training.init.Start` whose
     weights a new run starts from (its validation loss becomes the history's epoch-0 row).
@@ -68,13 +68,13 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             state = RunState(data_seed=segment_seed(config, 0))
         init = None if resuming else init
         tf_strategy, cluster = distribute.make_strategy(strategy, log)
-        if mixed_precision:
+        if precision == "float16":
             _check_gpu()
         files.write_config(config, strategy=tf_strategy.__class__.__name__,
                            replicas=tf_strategy.num_replicas_in_sync)
         try:
-            return _run(config, tf_strategy, cluster, files, state, data, mixed_precision=mixed_precision,
-                        init=init, max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
+            return _run(config, tf_strategy, cluster, files, state, data, precision=precision, init=init,
+                        max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
         except Exception as e:
             if cluster.num_workers > 1 and distribute.is_peer_failure(e):
                 raise UserError(f"lost contact with another worker ({type(e).__name__}: it stopped or is "
@@ -82,8 +82,8 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             raise
 
 
-def _run(config, strategy, cluster, files, state, data, *, mixed_precision, init, log, **loop_options) -> RunState:
-    trainer = Trainer(config, strategy, mixed_precision=mixed_precision)
+def _run(config, strategy, cluster, files, state, data, *, precision, init, log, **loop_options) -> RunState:
+    trainer = Trainer(config, strategy, precision=precision)
     if init is not None:
         set_weights(trainer.model, init)
     ckpts = Checkpoints(trainer.checkpoint, files.checkpoints) if cluster.is_chief else \
@@ -112,7 +112,7 @@ def _run(config, strategy, cluster, files, state, data, *, mixed_precision, init
 def _check_gpu() -> None:
     import tensorflow as tf
     if not tf.config.list_physical_devices("GPU"):
-        raise UserError("--mixed-precision needs a GPU: on a CPU mixed_float16 is slower than float32 "
+        raise UserError("--precision float16 needs a GPU: on a CPU mixed_float16 is slower than float32 "
                         "(no GPU found); leave it out")
 
 
