@@ -1,6 +1,7 @@
 """waveunet-tf: the Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) in TensorFlow/Keras.
 
-Public names: ``variant_config(name, **overrides)``, ``build_model(config)``, ``WaveUNetConfig``.
+Public names: ``variant_config(name, **overrides)``, ``build_model(config)``, ``WaveUNetConfig``, ``Separator``
+(imported on first use: see :class:`waveunet_tf.separator.Separator`).
 
 Importing the package is enough for ``keras.models.load_model`` to find the model's layers (keras-hub's
 convention), before or after ``import keras``; yet TensorFlow is not imported here, so ``waveunet --help``
@@ -52,4 +53,14 @@ if "keras" in sys.modules:
 else:
     sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
-__all__ = ["WaveUNetConfig", "variant_config", "variant_names", "build_model", "__version__"]
+
+
+def __getattr__(name):
+    """``waveunet_tf.Separator`` imported when first asked for (its module loads soundfile and the model code)."""
+    if name == "Separator":
+        from waveunet_tf.separator import Separator
+        return Separator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["WaveUNetConfig", "variant_config", "variant_names", "build_model", "Separator", "__version__"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from waveunet_tf import pretrained, shapes
 from waveunet_tf.config import WaveUNetConfig
-from waveunet_tf.errors import UserError, first_line
+from waveunet_tf.errors import UsageError, UserError, first_line
 
 KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
 ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
@@ -74,9 +74,13 @@ def is_saved_model(path) -> bool:
     return Path(path).is_dir() and (Path(path) / "saved_model.pb").is_file()
 
 
-def load_any_model(path):
+def load_any_model(path, precision="float32"):
     """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
-    (:class:`LoadedModel`, WaveUNetConfig)."""
+    (:class:`LoadedModel`, WaveUNetConfig). ``precision``: "float32" or "auto" (float32 in this build)."""
+    if precision == "bfloat16":
+        raise UsageError("--precision bfloat16 is not available in this build; use float32 or auto")
+    if precision not in ("auto", "float32"):
+        raise UsageError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
     if is_saved_model(path):
         return load_saved_model(path)
     model, config = load_model(path, ANY_MODELS)
