@@ -9,6 +9,7 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -49,8 +50,10 @@ class AudioReader:
         if not self.path.is_file():
             raise UserError(f"{self.path} does not exist or is not a file")
         self._sf = None
+        self._quiet = not _starts_like_libsndfiles_own(self.path)  # mp3 (mpg123) or not libsndfile's at all
         try:
-            self._sf = sf.SoundFile(str(self.path))
+            with _quiet_stderr(self._quiet):
+                self._sf = sf.SoundFile(str(self.path))
         except sf.LibsndfileError as e:
             if _starts_like_libsndfiles_own(self.path):
                 raise UserError(f"cannot read {self.path}: {e.error_string}") from e
@@ -87,7 +90,8 @@ class AudioReader:
         with self._sf as f:
             while True:
                 try:
-                    block = f.read(size, dtype="float32", always_2d=True)
+                    with _quiet_stderr(self._quiet):
+                        block = f.read(size, dtype="float32", always_2d=True)
                 except sf.LibsndfileError as e:
                     raise UserError(f"cannot decode {self.path} at {at_time(self.decoded, self.rate)}: "
                                     f"{e.error_string}") from e
@@ -147,6 +151,24 @@ def _wav_header_frames(path: Path, f) -> int | None:
     return int(f.frames) + missing // bytes_per_frame if bytes_per_frame else None
 
 
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    """Silence file descriptor 2 while libsndfile's mpg123 runs: it prints its own notes there ("Illegal
+    Audio-MPEG-Header", "Trying to resync") for files we report on in one line of our own."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _starts_like_libsndfiles_own(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(16)
@@ -168,6 +190,7 @@ def _probe(path: Path, libsndfile_error) -> tuple[int, int]:
     fields = res.stdout.strip().splitlines()[0].split(",") if res.returncode == 0 and res.stdout.strip() else []
     if len(fields) < 2:
         why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "no audio stream"
-        raise UserError(f"{path} is not an audio file: libsndfile: {libsndfile_error.error_string.rstrip('.')}; "
-                        f"ffprobe: {why.replace(str(path) + ': ', '')}") from libsndfile_error
+        raise UserError(f"{path} is not an audio file that libsndfile or ffmpeg can decode (ffprobe: "
+                        f"{why.replace(str(path) + ': ', '')}); give a WAV, FLAC, OGG, MP3, M4A or other audio file"
+                        ) from libsndfile_error
     return int(fields[0]), int(fields[1])

@@ -142,7 +142,7 @@ class StemWriter:
 
     def _failed(self, e: OSError) -> UserError:
         why = e.strerror or first_line(e)
-        if e.errno in (errno.EACCES, errno.EPERM):
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return UserError(f"cannot write the stems of {self.path} into {self.folder}: {why}; make the folder "
                              "writable or choose another -o")
         return WriteFailed(f"cannot write the stems of {self.path} to {self.folder}: {why}")
