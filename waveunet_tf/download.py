@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from waveunet_tf import __version__
+from waveunet_tf.version import __version__
 from waveunet_tf.errors import first_line
 
 RETRIES = 3  # attempts per download, each resuming where the last one stopped

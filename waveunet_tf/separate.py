@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from waveunet_tf import shapes
+from waveunet_tf import pretrained, shapes
 from waveunet_tf.audio import load_audio, match_channels, resample
+from waveunet_tf.config import variant_config
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.files import check_writable
 from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.separator import Separator, progress_report
 from waveunet_tf.stems import WAV_HEADER_BYTES, StemWriter, WriteFailed, check_space, refuse_existing, song_name
 from waveunet_tf.streaming import WINDOWS, check_prediction, window_schedule
 
@@ -120,7 +122,6 @@ def separate_array(model, config, audio, rate, window="default", progress=None) 
     [T, C_in]}`` at ``rate``, exactly T samples. ``progress(seconds_done)`` (optional) is called with the seconds
     of audio each window completed. Silent windows give silent stems (the network's biases would invent sound).
     """
-    from waveunet_tf.separator import Separator
     model = model if isinstance(model, LoadedModel) else LoadedModel.of_keras(model, config)
     return Separator(model, window=window).separate(audio, rate, progress)
 
@@ -130,7 +131,6 @@ def separate_files(paths, model_path, out_dir, force=False, window="default", on
     """``waveunet separate``: write ``out_dir/<song>/<source>.wav`` for each audio file, streamed (see
     :meth:`waveunet_tf.separator.Separator.separate_file`). Everything that needs no model is checked before
     it is loaded (and an ``official:`` model downloaded): the output folder, the inputs, existing stems."""
-    from waveunet_tf.separator import Separator
     if window not in WINDOWS:
         raise UsageError(f"--window must be one of {', '.join(WINDOWS)}, not {window!r}")
     paths, out_dir = _check_batch(paths, out_dir)
@@ -151,7 +151,6 @@ def write_separated(paths, out_dir, sources, force, command, separate, on_writte
     ``out_dir/<song>/<source>.wav`` (32-bit float, the input's rate and length) with the same protocol as
     ``separate`` (:class:`waveunet_tf.stems.StemWriter`); returns the song folders written, in order, calling
     ``on_written(folder)`` after each. (The serving client: its server separates a song held in memory.)"""
-    from waveunet_tf.separator import progress_report
     paths, out_dir = _check_batch(paths, out_dir)
     for p in paths:
         refuse_existing(out_dir / song_name(p), sources, force, p)
@@ -186,8 +185,6 @@ def _check_batch(paths, out_dir):
 def _known_sources(model_path):
     """The sources of ``official:NAME`` without downloading or importing it (its variant says them); ``None``
     for other models (loading them is the way to know)."""
-    from waveunet_tf import pretrained
-    from waveunet_tf.config import variant_config
     text = str(model_path)
     if not text.startswith(pretrained.PREFIX):
         return None

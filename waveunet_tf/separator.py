@@ -17,6 +17,7 @@ import numpy as np
 from waveunet_tf.audio_stream import AudioReader
 from waveunet_tf.errors import UserError
 from waveunet_tf.files import check_writable
+from waveunet_tf.model_io import LoadedModel, load_any_model
 from waveunet_tf.stems import WAV_HEADER_BYTES, StemWriter, check_space, refuse_existing, song_name
 from waveunet_tf.streaming import SongStream, window_schedule
 
@@ -31,7 +32,6 @@ class Separator:
     """
 
     def __init__(self, model, precision: str = "auto", window="default"):
-        from waveunet_tf.model_io import LoadedModel, load_any_model
         self.model = model if isinstance(model, LoadedModel) else load_any_model(model, precision=precision)[0]
         window_schedule(self.model, window, None)  # a bad window fails here, not at the first song
         self.window = window
