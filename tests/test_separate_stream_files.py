@@ -12,22 +12,11 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from test_separate import noise, tiny_model
-from test_separate_files import _mounted
+from test_separate import noise
+from test_separate_files import SOURCES, _mounted, tiny_keras  # noqa: F401 (a fixture)
 
 import waveunet_tf
 from waveunet_tf.cli import main
-
-SOURCES = ("accompaniment", "vocals")
-
-
-@pytest.fixture(scope="module")
-def tiny_keras(tmp_path_factory):
-    model, _ = tiny_model()
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
 
 def _run(capsys, *args):
     capsys.readouterr()
