@@ -80,7 +80,7 @@ class AudioReader:
             yield block
         if self.decoded == 0:
             raise UserError(f"{self.path} holds no audio samples")
-        if self.frames is not None and self.decoded < self.frames:
+        if self.frames is not None and self.decoded < self.frames - self.rate // 100:  # 10 ms: durations round
             print(f"waveunet {self.command}: warning: {self.path} is truncated: its header promises "
                   f"{at_time(self.frames, self.rate)}, only {at_time(self.decoded, self.rate)} could be decoded; "
                   "separating what was decoded", file=sys.stderr)

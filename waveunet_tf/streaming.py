@@ -100,7 +100,7 @@ class SongStream:
         self._to_model = Resampler(rate, sr, mc)
         back_channels = mc if channels == mc or mc == 1 else 1  # average before resampling: fewer to resample
         self._back = {s: Resampler(sr, rate, back_channels) for s in model.sources}
-        self._buf, self._buf_start, self._received = np.zeros((0, mc), np.float32), 0, 0
+        self._buf, self._pending, self._buf_start, self._received = np.zeros((0, mc), np.float32), [], 0, 0
         self._next, self._seen, self._emitted = 0, 0, 0
 
     def latency(self) -> int:
@@ -141,14 +141,16 @@ class SongStream:
         return self._back_to_input(kept, last=True)
 
     def _add(self, x):
-        if len(x):
-            self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
+        if len(x):  # joined only when a window runs: tiny blocks cost no copy of the whole window each
+            self._pending.append(x)
             self._received += len(x)
 
     def _window(self, hop: int, kept: int) -> dict:
         """Run window ``self._next`` (``hop`` its aligned length) and return its first ``kept`` samples."""
         start = self._next * self.hop - self.left
         n_in, n_out = self._in_len(hop), self._out_len(hop)
+        if self._pending:
+            self._buf, self._pending = np.concatenate([self._buf, *self._pending]), []
         x = np.zeros((1, n_in, self.model.channels), np.float32)
         lo, hi = max(start, self._buf_start), min(start + n_in, self._received)
         x[0, lo - start:hi - start] = self._buf[lo - self._buf_start:hi - self._buf_start]
