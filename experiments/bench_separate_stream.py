@@ -3,10 +3,14 @@ older checkout's in-memory path. Not a test: it prints measured figures for the 
 
     python experiments/bench_separate_stream.py memory --minutes 1 60
     python experiments/bench_separate_stream.py speed --minutes 3 --runs 3 --old /tmp/old/run_old.py
+    python experiments/bench_separate_stream.py live --variant M4 --window 16384 --seconds 60
 
 The model is a small untrained M4 (4 layers, 4 filters: the tests' tiny model), so the figures show what the
 pipeline around the network costs. Peak memory is the maximum resident set size of the `separate` process
-(/usr/bin/time %M). ``--old`` is a script running an older checkout's CLI (same arguments).
+(/usr/bin/time %M). ``--old`` is a script running an older checkout's CLI (same arguments): e.g. ``git archive
+2484e1b waveunet_tf data_pipeline | tar -x -C /tmp/old`` and a script that puts /tmp/old first on ``sys.path``
+(removing the editable install's finder from ``sys.meta_path``) and calls ``waveunet_tf.cli.main``. ``live``
+streams noise through an untrained full-size variant in 4096-sample blocks and prints the real-time factor.
 """
 
 import argparse
@@ -59,13 +63,36 @@ def run(cli, audio: Path, model: Path, out: Path) -> tuple[float, float]:
     return int(kb) / 1024, float(seconds)
 
 
+def live(variant: str, window: int, seconds: float) -> None:
+    """The real-time factor of `Separator.stream` on 44.1 kHz stereo arriving in 4096-sample blocks."""
+    import time
+
+    from waveunet_tf import Separator
+    from waveunet_tf.model_io import LoadedModel
+    cfg = variant_config(variant)
+    sep = Separator(LoadedModel.of_keras(build_model(cfg), cfg), window=window)
+    x = (np.random.RandomState(0).randn(int(seconds * RATE), 2) * 0.1).astype(np.float32)
+    list(sep.stream([x[:4 * RATE]], RATE))  # trace the function once
+    start = time.monotonic()
+    for _ in sep.stream((x[i:i + 4096] for i in range(0, len(x), 4096)), RATE):
+        pass
+    took = time.monotonic() - start
+    print(f"{variant} window={window}: {seconds:g} s of 44.1 kHz stereo in {took:.1f} s: {seconds / took:.2f}x "
+          f"real time; latency {sep.latency(RATE) / RATE:.2f} s")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("memory", "speed"))
+    p.add_argument("what", choices=("memory", "speed", "live"))
+    p.add_argument("--variant", default="M4")
+    p.add_argument("--window", type=int, default=16384)
+    p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 60])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--old", help="a script running the older CLI to compare with (speed)")
     args = p.parse_args()
+    if args.what == "live":
+        return live(args.variant, args.window, args.seconds)
     new = [sys.executable, "-m", "waveunet_tf.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
