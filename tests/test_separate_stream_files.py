@@ -169,3 +169,22 @@ def test_kill_9_in_the_middle_of_a_song_leaves_no_stem_and_the_rerun_succeeds(ti
     want = waveunet_tf.Separator(tiny_keras).separate(song, 22050)
     for s in SOURCES:
         np.testing.assert_allclose(sf.read(folder / f"{s}.wav", dtype="float32")[0], want[s], atol=1e-5)
+
+
+def test_a_disk_full_in_the_middle_of_a_streamed_song_leaves_nothing(tiny_keras, tmp_path, monkeypatch, capsys):
+    """The space check passed (another writer filled the disk since): the stems stop mid-song with one line,
+    no stem and no temporary file is left, and the rerun with room succeeds."""
+    import waveunet_tf.separator
+    monkeypatch.setattr(waveunet_tf.separator, "check_space", lambda *a: None)
+    sf.write(tmp_path / "song.wav", noise(200000, 2), 22050)  # two 1.6 MB float stems: more than the disk holds
+    with _mounted("tmpfs", tmp_path / "small", size="1m") as small:
+        code, err = _run(capsys, tmp_path / "song.wav", "--model", tiny_keras, "-o", small / "out")
+        last = err.strip().splitlines()[-1]  # after the progress lines of the part that was separated
+        assert code == 1 and "Traceback" not in err and "No space left on device" in last, err
+        assert str(tmp_path / "song.wav") in last and err.count("error") == 1
+        left = sorted(str(p.relative_to(small)) for p in small.rglob("*") if p.name != ".stems.lock")
+        assert left == ["out", "out/song"], left
+    with _mounted("tmpfs", tmp_path / "big", size="8m") as big:
+        code, err = _run(capsys, tmp_path / "song.wav", "--model", tiny_keras, "-o", big / "out")
+        assert code == 0 and sorted(p.name for p in (big / "out" / "song").glob("*.wav")) == \
+            ["accompaniment.wav", "vocals.wav"]
