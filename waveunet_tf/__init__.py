@@ -1,6 +1,7 @@
 """waveunet-tf: the Wave-U-Net (Stoller, Ewert, Dixon, ISMIR 2018) in TensorFlow/Keras.
 
-Public names: ``variant_config(name, **overrides)``, ``build_model(config)``, ``WaveUNetConfig``.
+Public names: ``variant_config(name, **overrides)``, ``build_model(config)``, ``WaveUNetConfig``, ``Separator``
+(:class:`waveunet_tf.separator.Separator`: a model loaded once, separating audio in memory, files and streams).
 
 Importing the package is enough for ``keras.models.load_model`` to find the model's layers (keras-hub's
 convention), before or after ``import keras``; yet TensorFlow is not imported here, so ``waveunet --help``
@@ -12,8 +13,8 @@ import sys
 
 from waveunet_tf.builder import build_model
 from waveunet_tf.config import WaveUNetConfig, variant_config, variant_names
-
-__version__ = "0.1.0"
+from waveunet_tf.separator import Separator
+from waveunet_tf.version import __version__
 
 
 def _register_keras_objects():
@@ -52,4 +53,6 @@ if "keras" in sys.modules:
 else:
     sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
-__all__ = ["WaveUNetConfig", "variant_config", "variant_names", "build_model", "__version__"]
+
+
+__all__ = ["WaveUNetConfig", "variant_config", "variant_names", "build_model", "Separator", "__version__"]

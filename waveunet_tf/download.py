@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from waveunet_tf import __version__
+from waveunet_tf.version import __version__
 from waveunet_tf.errors import first_line
 from waveunet_tf.progress import Progress
 

@@ -16,7 +16,7 @@ from waveunet_tf import pretrained, shapes
 from waveunet_tf.builder import build_model
 from waveunet_tf.config import WaveUNetConfig
 from waveunet_tf.errors import UsageError, UserError, first_line
-from waveunet_tf.precision import policy
+from waveunet_tf.precision import policy, resolve
 
 KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
 ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
@@ -99,14 +99,16 @@ def is_saved_model(path) -> bool:
 
 def load_any_model(path, precision="float32"):
     """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
-    (:class:`LoadedModel`, WaveUNetConfig), running in ``precision`` (``"float32"`` or ``"bfloat16"``, from
-    :func:`waveunet_tf.precision.resolve`). A SavedModel runs in float32, as exported."""
+    (:class:`LoadedModel`, WaveUNetConfig), running in ``precision`` (``"auto"``, ``"float32"`` or
+    ``"bfloat16"``, checked by :func:`waveunet_tf.precision.resolve`). A SavedModel runs in float32, as exported:
+    ``auto`` means float32 there, ``bfloat16`` is refused."""
     if is_saved_model(path):
-        if precision != "float32":
+        if precision == "bfloat16":
             raise UsageError(f"{path} is a SavedModel, which runs in float32 as exported: use --precision float32 "
                              "or a .keras model")
+        resolve(precision)  # a bad name is still refused
         return load_saved_model(path)
-    model, config = load_model(path, ANY_MODELS, precision)
+    model, config = load_model(path, ANY_MODELS, resolve(precision))
     return LoadedModel.of_keras(model, config), config
 
 

@@ -35,7 +35,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from waveunet_tf import __version__
+from waveunet_tf.version import __version__
 from waveunet_tf.config import variant_config
 from waveunet_tf.download import DownloadFailed, download
 from waveunet_tf.errors import UsageError, UserError, first_line
