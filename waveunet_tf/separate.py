@@ -134,8 +134,7 @@ def separate_files(paths, model_path, out_dir, force=False, window="default", on
     it is loaded (and an ``official:`` model downloaded): the output folder, the inputs, existing stems."""
     if window not in WINDOWS:
         raise UsageError(f"--window must be one of {', '.join(WINDOWS)}, not {window!r}")
-    if precision == "bfloat16":
-        resolve(precision)  # refused on a CPU without native bfloat16, before any download
+    resolve(precision)  # bfloat16 on a CPU without it is refused before any download
     paths, out_dir = _check_batch(paths, out_dir)
     for p in paths:
         if not p.is_file():
