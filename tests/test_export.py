@@ -240,7 +240,8 @@ def _batching_parameters_proto():
 def test_batching_is_safe(exported):
     """What TF Serving's BatchingSession does (batching_session.cc): concatenate requests along dimension 0
     (refusing unequal other dimensions unless pad_variable_length_inputs), run once, split every output along
-    dimension 0 (refusing an output without it). Two pieces in one batch must give exactly what each gives alone,
+    dimension 0 (refusing an output without it). Two pieces in one batch must give what each gives alone (up to
+    the float32 rounding of another GEMM blocking; one piece leaking into the other would differ by ~0.1),
     model_info must answer a batch, and batching_parameters.txt must parse as BatchingParameters with padding off."""
     from google.protobuf import text_format
     _, cfg, version_dir = exported
@@ -250,9 +251,12 @@ def test_batching_is_safe(exported):
     a, b = noise(length, 2, seed=11)[None], noise(length, 2, seed=12)[None]
     alone = [run("piece", a), run("piece", b)]
     together = run("piece", np.concatenate([a, b]))
+    # 1e-4: Eigen's convolutions (TensorFlow's path on AVX2-only CPUs, e.g. Zen 3) block a batch of two
+    # differently from one piece: measured up to 1.2e-5 apart there, the same to 1e-6 with oneDNN (Zen 4)
     for s in cfg.sources:
-        np.testing.assert_allclose(together[s][0:1], alone[0][s], rtol=0, atol=1e-6)
-        np.testing.assert_allclose(together[s][1:2], alone[1][s], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(together[s][0:1], alone[0][s], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(together[s][1:2], alone[1][s], rtol=0, atol=1e-4)
+        assert np.abs(alone[0][s] - alone[1][s]).max() > 0.1  # the two pieces' outputs are far apart
     info = run("model_info", np.zeros((3, 1, 2), np.float32))
     assert all(v.ndim >= 1 and v.shape[0] == 3 for v in info.values())
     assert read_facts({k: v[1:2] for k, v in info.items()}) == facts

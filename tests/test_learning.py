@@ -22,12 +22,12 @@ def test_one_training_steps_gradients_match_finite_differences(data):
     from waveunet_tf.training.loop import Trainer
     cfg = data.tiny("M4", num_layers=2, num_initial_filters=2, filter_size=5, input_filter_size=5, merge_filter_size=3,
                     requested_output=32, upsampling="learned")  # linear upsampling resizes in float32
-    # the finite differences need float64 weights (another test may have fixed the global policy at float32)
+    # the finite differences need float64 weights: the global policy, which precision=None follows
     policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
     keras.config.set_floatx("float64")
     keras.config.set_dtype_policy("float64")
     try:
-        trainer = Trainer(cfg, tf.distribute.get_strategy())
+        trainer = Trainer(cfg, tf.distribute.get_strategy(), precision=None)
         assert {w.dtype for w in trainer.model.weights} == {"float64"}
         rng = np.random.default_rng(0)
         mixture = rng.uniform(-0.5, 0.5, (3, cfg.input_length, 2))

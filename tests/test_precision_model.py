@@ -21,8 +21,9 @@ def saved(tmp_path_factory):
     return path, x.astype(np.float32), {s: np.asarray(v) for s, v in model(x, training=False).items()}
 
 
-def test_bfloat16_runs_close_to_float32_with_float32_outputs(saved):
+def test_bfloat16_runs_close_to_float32_with_float32_outputs(saved, monkeypatch):
     path, x, expected = saved
+    monkeypatch.setenv("WAVEUNET_NATIVE_BF16", "1")  # load_any_model refuses bfloat16 on a CPU without it
     loaded, _ = load_any_model(path, "bfloat16")
     assert loaded.precision == "bfloat16"
     got = loaded.predict(x)

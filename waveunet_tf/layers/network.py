@@ -39,7 +39,7 @@ def _float32_under_mixed(dtype):
     policy when None), so the estimates and the difference output (mixture minus estimates) are not rounded to
     bfloat16 / float16; otherwise ``dtype`` itself."""
     policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
-    return "float32" if policy.compute_dtype != "float32" else dtype
+    return "float32" if policy.compute_dtype != policy.variable_dtype else dtype  # mixed: computes narrower
 
 
 def _network(config, dtype):
