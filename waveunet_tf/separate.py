@@ -144,7 +144,8 @@ def separate_array(model, config, audio, rate, window="default", progress=None) 
     if not np.any(audio):
         return {s: np.zeros_like(audio) for s in model.sources}
     step_progress = None if progress is None else (lambda n: progress(n / model.sample_rate))
-    est = run_windows(model.predict, plan_for(model, x.shape[0], window), x, model.sources, step_progress)
+    est = run_windows(model.predict, plan_for(model, x.shape[0], window), x, model.sources, step_progress,
+                      concurrency=model.concurrency)
     del x
     # one source at a time back to the input's rate, so a long song is never held twice per source
     return {s: from_model_output(est.pop(s), model.sample_rate, rate, length, channels) for s in model.sources}
