@@ -5,13 +5,14 @@
 INTRA / INTER: TensorFlow's intra-op / inter-op threads (0: TensorFlow's default), set before it starts;
 CONCURRENCY: windows in flight (`run_windows`); WINDOW: kept samples per window. Runs an untrained full-size M4 over
 SECONDS of stereo noise (after one untimed run that traces) and prints one JSON line: per-run wall seconds and
-CPU seconds (`time.process_time`) per second of audio, their medians and the 1-minute load. Run the settings
+CPU seconds (`time.process_time`) per second of audio, their medians, the peak memory and the 1-minute load. Run the settings
 alternating, one process each, e.g. the package's default before and after model_io.WINDOWS_IN_FLIGHT:
     for i in 1 2 3; do for c in "0 0 1 524288" "1 2 2 262144"; do
         .venv/bin/python experiments/threads_bench.py $c 47 3 2>/dev/null; done; done
 """
 
 import json
+import resource
 import statistics
 import sys
 import time
@@ -42,4 +43,5 @@ for _ in range(repeats):
     cpus.append((time.process_time() - c0) / seconds)
 print(json.dumps({"setting": sys.argv[1:7], "windows": plan.count, "wall": walls, "cpu": cpus,
                   "wall_median": statistics.median(walls), "cpu_median": statistics.median(cpus),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                   "load": open("/proc/loadavg").read().split()[0]}), flush=True)
