@@ -8,6 +8,7 @@ folder written by ``waveunet export``. :class:`LoadedModel` runs windows through
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ from waveunet_tf.config import WaveUNetConfig
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.precision import policy, resolve
 
+# Windows a Keras model runs at once, each on one TensorFlow thread, when TensorFlow runs one thread per op (see
+# one_thread_per_window); each window then keeps half of DEFAULT_MAX_HOP, so two in flight hold the memory of one.
+# Measured on a 2-core AMD EPYC Zen 3 (TF 2.16.2, Eigen convolutions), full-size M4, 47 s of audio, 5 alternating
+# runs each (machine shared, load 2-5): 0.162 s wall and 0.189 CPU-s per s of audio against 0.187 and 0.204 with
+# one 2^19 window on both threads (`experiments/threads_bench.py`, see README "Inference speed").
+WINDOWS_IN_FLIGHT = 2
 KERAS_MODELS = "a run directory with best.keras, a .keras file, or official:NAME"
 ANY_MODELS = "a run directory with best.keras, a .keras file, official:NAME, or a SavedModel version folder"
 
@@ -93,6 +100,20 @@ def in_precision(model, config, precision: str):
     return twin
 
 
+def one_thread_per_window() -> bool:
+    """Let TensorFlow run each op on one thread and :data:`WINDOWS_IN_FLIGHT` ops at once, if it has not started
+    yet in this process (its thread pools are fixed when it starts) and the CPU has that many cores -> whether
+    TensorFlow runs one thread per op now. Process-wide: call it only in a process that mainly separates."""
+    import tensorflow as tf
+    if (os.cpu_count() or 1) >= WINDOWS_IN_FLIGHT and not tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(WINDOWS_IN_FLIGHT)
+        except RuntimeError:  # already started: keep its threads
+            pass
+    return tf.config.threading.get_intra_op_parallelism_threads() == 1
+
+
 def is_saved_model(path) -> bool:
     return Path(path).is_dir() and (Path(path) / "saved_model.pb").is_file()
 
@@ -102,6 +123,7 @@ def load_any_model(path, precision="float32"):
     (:class:`LoadedModel`, WaveUNetConfig), running in ``precision`` (``"auto"``, ``"float32"`` or
     ``"bfloat16"``, checked by :func:`waveunet_tf.precision.resolve`). A SavedModel runs in float32, as exported:
     ``auto`` means float32 there, ``bfloat16`` is refused."""
+    one_thread_per_window()
     if is_saved_model(path):
         if precision == "bfloat16":
             raise UsageError(f"{path} is a SavedModel, which runs in float32 as exported: use --precision float32 "
@@ -119,11 +141,13 @@ class LoadedModel:
     from the model's window plan (:mod:`waveunet_tf.shapes`): ``geometry`` (context, alignment step),
     ``max_hop`` (kept samples of its default windows), ``paper_windows`` (whether the official training windows
     can run: Keras models only). ``config``, ``sources``, ``channels``, ``sample_rate`` describe the model;
-    ``precision`` is what it computes in (``float32``, ``bfloat16``; outputs are float32 in every case).
+    ``precision`` is what it computes in (``float32``, ``bfloat16``; outputs are float32 in every case);
+    ``concurrency`` how many windows :func:`waveunet_tf.separate.separate_array` runs at once.
     """
 
-    def __init__(self, config, geometry, max_hop, predict, paper_windows, precision="float32"):
+    def __init__(self, config, geometry, max_hop, predict, paper_windows, precision="float32", concurrency=1):
         self.config = config
+        self.concurrency = int(concurrency)
         self.precision = precision
         self.sources = tuple(config.sources)
         self.channels = config.channels
@@ -139,11 +163,15 @@ class LoadedModel:
     @classmethod
     def of_keras(cls, model, config=None) -> "LoadedModel":
         """The callable of a Keras Wave-U-Net. Its function is traced once, on the first window, for every
-        window length: make one per model and keep it for all songs."""
+        window length: make one per model and keep it for all songs. Where TensorFlow runs one thread per op
+        (:func:`one_thread_per_window`), it runs :data:`WINDOWS_IN_FLIGHT` windows of half the default at once."""
+        import tensorflow as tf
         config = config or config_of(model)
         computes = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(policy_name(model), "float32")
-        return cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP,
-                   _keras_predict(model, config.channels), paper_windows=True, precision=computes)
+        one_per_op = tf.config.threading.get_intra_op_parallelism_threads() == 1
+        windows = WINDOWS_IN_FLIGHT if one_per_op and (os.cpu_count() or 1) >= WINDOWS_IN_FLIGHT else 1
+        return cls(config, shapes.WindowGeometry.of(config), shapes.DEFAULT_MAX_HOP // windows,
+                   _keras_predict(model, config.channels), paper_windows=True, precision=computes, concurrency=windows)
 
     @classmethod
     def of_saved_model(cls, loaded, facts: dict) -> "LoadedModel":

@@ -9,6 +9,8 @@ resampler per source to the input's rate and channels. The stems come out exactl
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from waveunet_tf import shapes
@@ -102,6 +104,7 @@ class SongStream:
         self._back = {s: Resampler(sr, rate, back_channels) for s in model.sources}
         self._buf, self._pending, self._buf_start, self._received = np.zeros((0, mc), np.float32), [], 0, 0
         self._next, self._seen, self._emitted = 0, 0, 0
+        self._in_flight = max(1, getattr(model, "concurrency", 1))
 
     def latency(self) -> int:
         """Input samples pushed before the first stem sample comes out, for a stream of unknown length: the
@@ -110,6 +113,7 @@ class SongStream:
         back, k = next(iter(self._back.values())), 1
         while back.output_count(k * self.hop) < 1:
             k += 1
+        k = -(-k // self._in_flight) * self._in_flight  # windows run in groups of model.concurrency
         return self._to_model.input_needed((k - 1) * self.hop - self.left + self._in_len(self.hop))
 
     def push(self, block) -> dict:
@@ -122,8 +126,9 @@ class SongStream:
         self._seen += len(block)
         self._add(self._to_model(match_channels(block, self.model.channels)))
         kept = []
-        while self._received >= self._next * self.hop - self.left + self._in_len(self.hop):
-            kept.append(self._window(self.hop, self.hop))
+        # windows run ``model.concurrency`` at a time (model_io.WINDOWS_IN_FLIGHT): wait until that many are ready
+        while self._received >= (self._next + self._in_flight - 1) * self.hop - self.left + self._in_len(self.hop):
+            kept += self._run([self._take(self.hop, self.hop) for _ in range(self._in_flight)])
         return self._back_to_input(kept, last=False)
 
     def finish(self) -> dict:
@@ -133,39 +138,55 @@ class SongStream:
         self._add(self._to_model(np.zeros((0, self.model.channels), np.float32), last=True))
         if self._received == 0:  # 1 sample at 48 kHz resamples to none at 22050 Hz: one zero, cut on the way back
             self._add(np.zeros((1, self.model.channels), np.float32))
-        kept = []
+        kept, windows = [], []
         while self._next * self.hop < self._received:
             rest = self._received - self._next * self.hop
             hop = shapes.round_up(rest, self.model.geometry.step) if self._shrink and rest < self.hop else self.hop
-            kept.append(self._window(hop, min(self.hop, rest)))
-        return self._back_to_input(kept, last=True)
+            windows.append(self._take(hop, min(self.hop, rest)))
+            if len(windows) == self._in_flight:
+                kept, windows = kept + self._run(windows), []
+        return self._back_to_input(kept + self._run(windows), last=True)
 
     def _add(self, x):
         if len(x):  # joined only when a window runs: tiny blocks cost no copy of the whole window each
             self._pending.append(x)
             self._received += len(x)
 
-    def _window(self, hop: int, kept: int) -> dict:
-        """Run window ``self._next`` (``hop`` its aligned length) and return its first ``kept`` samples."""
+    def _take(self, hop: int, kept: int):
+        """Window ``self._next`` (``hop`` its aligned length) -> (its input [1, n_in, C] or None when all zeros,
+        its output length, ``kept``); the samples no later window reads are dropped."""
         start = self._next * self.hop - self.left
-        n_in, n_out = self._in_len(hop), self._out_len(hop)
+        n_in = self._in_len(hop)
         if self._pending:
             self._buf, self._pending = np.concatenate([self._buf, *self._pending]), []
         x = np.zeros((1, n_in, self.model.channels), np.float32)
         lo, hi = max(start, self._buf_start), min(start + n_in, self._received)
         x[0, lo - start:hi - start] = self._buf[lo - self._buf_start:hi - self._buf_start]
-        if x.any():
+        self._next += 1
+        drop = max(0, self._next * self.hop - self.left - self._buf_start)
+        self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
+        return (x if x.any() else None), self._out_len(hop), kept
+
+    def _run(self, windows: list) -> list:
+        """Run the windows of :meth:`_take`, up to ``model.concurrency`` at once -> their first ``kept`` samples
+        ``{source: [kept, C]}``, in order. A window whose input is all zeros gives silent stems unrun."""
+        def one(window):
+            x, n_out, kept = window
+            if x is None:
+                return {s: np.zeros((kept, self.model.channels), np.float32) for s in self.model.sources}
             pred = self.model.predict(x)
             check_prediction(pred, self.model.sources, (1, n_out, self.model.channels))
-            out = {s: pred[s][0, :kept] for s in self.model.sources}
+            return {s: pred[s][0, :kept] for s in self.model.sources}
+
+        if self._in_flight > 1 and len(windows) > 1:
+            with ThreadPoolExecutor(self._in_flight) as pool:
+                kept = list(pool.map(one, windows))
         else:
-            out = {s: np.zeros((kept, self.model.channels), np.float32) for s in self.model.sources}
-        self._next += 1
-        drop = max(0, self._next * self.hop - self.left - self._buf_start)  # samples no later window reads
-        self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
+            kept = [one(w) for w in windows]
         if self.progress is not None:
-            self.progress(kept / self.model.sample_rate)
-        return out
+            for w in windows:
+                self.progress(w[2] / self.model.sample_rate)
+        return kept
 
     def _back_to_input(self, kept: list, last: bool) -> dict:
         out = {}

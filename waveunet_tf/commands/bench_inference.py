@@ -8,7 +8,7 @@ import waveunet_tf
 from waveunet_tf import flops, precision
 from waveunet_tf.commands.bench_common import peak_gflops, peak_rss_mb, print_result
 from waveunet_tf.errors import UsageError
-from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.model_io import LoadedModel, one_thread_per_window
 from waveunet_tf.resources import require_memory
 from waveunet_tf.separate import plan_for, separate_array
 
@@ -79,6 +79,7 @@ def run(args):
     song = np.random.default_rng(0).standard_normal((int(args.seconds * rate), 2), dtype=np.float32)
     song *= 0.1
     window = args.window or "default"
+    one_thread_per_window()  # as `separate` runs (before TensorFlow starts)
     runs = []
     for p in precisions:
         model = LoadedModel.of_keras(waveunet_tf.build_model(cfg, p), cfg)  # build_model imports TensorFlow

@@ -37,7 +37,7 @@ from waveunet_tf.evaluation.scores import aggregate, format_metrics, load_scores
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.files import atomic_path, atomic_write_text, check_writable, process_lock, remove_partials
 from waveunet_tf.fingerprint import model_fingerprint
-from waveunet_tf.model_io import LoadedModel, load_model, resolve_keras_path
+from waveunet_tf.model_io import LoadedModel, load_model, one_thread_per_window, resolve_keras_path
 from waveunet_tf.separate import separate_array
 
 
@@ -243,6 +243,7 @@ def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = 
     root = check_musdb_root(musdb_root, subset, wav)
     keras_file = resolve_keras_path(model_path)
     out = check_writable(out if out is not None else default_out(model_path))
+    one_thread_per_window()  # two windows at once, as `separate` (if TensorFlow has not started yet)
     model, config = load_model(keras_file, precision=precision)
     db = musdb.DB(root=str(root), is_wav=wav, subsets=subset)
     if not db.tracks:
