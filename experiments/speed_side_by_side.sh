@@ -5,20 +5,21 @@
 #
 #   experiments/speed_side_by_side.sh OFFICIAL TFK BEFORE [ROUNDS] > side_by_side.log
 #
-# BEFORE: e.g. `git worktree add /tmp/before 2484e1b` (it runs on this checkout's .venv through PYTHONPATH).
+# BEFORE: e.g. `git worktree add /tmp/before 2484e1b` (run from inside it with this checkout's .venv, so that its
+# waveunet_tf is the one imported).
 # Each line of the log names what ran; take the medians per kind over the rounds.
 set -eu
 OFFICIAL=$1 TFK=$2 BEFORE=$3 ROUNDS=${4:-3}
-PY=.venv/bin/python
+PY=$(pwd)/.venv/bin/python
 TOOLS=../shared/tools/official_speed
 export TF_CPP_MIN_LOG_LEVEL=2
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
   echo "round $i official-inference $(PYTHONPATH=$TFK $PY $TOOLS/bigwin.py "$OFFICIAL" 1048576 2>/dev/null | tail -1)"
-  echo "round $i before-inference $(PYTHONPATH=$BEFORE $PY -m waveunet_tf.cli bench inference --variant M4 --json 2>/dev/null)"
+  echo "round $i before-inference $(cd "$BEFORE" && $PY -m waveunet_tf.cli bench inference --variant M4 --json 2>/dev/null)"
   echo "round $i after-inference $($PY -m waveunet_tf.cli bench inference --variant M4 --json 2>/dev/null)"
   echo "round $i official-train $(PYTHONPATH=$TFK $PY $TOOLS/timing.py "$OFFICIAL" 16 2>/dev/null | grep 'train step')"
-  echo "round $i before-train $(PYTHONPATH=$BEFORE $PY -m waveunet_tf.cli bench train --variant M4 --json 2>/dev/null)"
+  echo "round $i before-train $(cd "$BEFORE" && $PY -m waveunet_tf.cli bench train --variant M4 --json 2>/dev/null)"
   echo "round $i after-train $($PY -m waveunet_tf.cli bench train --variant M4 --json 2>/dev/null)"
   i=$((i + 1))
 done
