@@ -19,6 +19,7 @@ from waveunet_tf.errors import UserError
 from waveunet_tf.files import check_writable
 from waveunet_tf.model_io import LoadedModel, load_any_model
 from waveunet_tf.precision import SEPARATE_DEFAULT
+from waveunet_tf.progress import Progress
 from waveunet_tf.stems import WAV_HEADER_BYTES, StemWriter, check_space, refuse_existing, song_name
 from waveunet_tf.streaming import SongStream, window_schedule
 
@@ -108,31 +109,11 @@ def _as_blocks(audio) -> np.ndarray:
 
 @contextlib.contextmanager
 def progress_report(name: str, total, command: str):
-    """Yield ``progress(seconds)`` for one song: a bar on a terminal; on a file or pipe, a line at each quarter
-    (or every 5 minutes of audio when the length is unknown). At the end, one line with the real-time factor."""
-    from tqdm import tqdm
-    start, done, lines = time.monotonic(), [0.0], [0]
-    bar = None
-    if sys.stderr.isatty():
-        bar = tqdm(total=round(total, 1) if total else None, unit="s", desc=name[:30], file=sys.stderr,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
-
-    def progress(seconds):
-        done[0] += seconds
-        if bar is not None:
-            bar.update(seconds)
-            return
-        step = total / 4 if total else 300.0
-        while done[0] >= (lines[0] + 1) * step and (not total or lines[0] < 3):
-            lines[0] += 1
-            shown = f"{100 * lines[0] // 4}% of {total:.1f} s" if total else f"{lines[0] * step:.0f} s"
-            print(f"waveunet {command}: {name}: {shown} of audio separated", file=sys.stderr, flush=True)
-
-    try:
-        yield progress
-    finally:
-        if bar is not None:
-            bar.close()
+    """Yield ``progress(seconds)`` for one song (:class:`waveunet_tf.progress.Progress` in seconds of audio: a bar
+    on a terminal, a line at each quarter in a log); at the end, one line with the real-time factor."""
+    start = time.monotonic()
+    with Progress(round(total, 1) if total else None, f"waveunet {command}: {name[:30]}", "s") as bar:
+        yield lambda seconds: bar.update(min(seconds, bar.total - bar.done) if bar.total else seconds)
     elapsed = max(time.monotonic() - start, 1e-9)
-    print(f"waveunet {command}: {name}: {done[0]:.1f} s of audio in {elapsed:.1f} s "
-          f"({done[0] / elapsed:.1f}x real time)", file=sys.stderr, flush=True)
+    print(f"waveunet {command}: {name}: {bar.done:.1f} s of audio in {elapsed:.1f} s "
+          f"({bar.done / elapsed:.1f}x real time)", file=sys.stderr, flush=True)
