@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 SETUP = """
 import os, threading
 import numpy as np
@@ -72,3 +74,34 @@ def test_a_started_tensorflow_keeps_one_window_on_every_thread():
     loaded = model_io.LoadedModel.of_keras(build_model(cfg), cfg)
     assert (loaded.concurrency, loaded.max_hop) == (1, shapes.DEFAULT_MAX_HOP)
     """)
+
+
+def test_the_library_leaves_threads_alone_and_the_cli_chooses_them(tmp_path):
+    """Loading a model (Separator, load_any_model) changes no process-wide TensorFlow setting; `waveunet separate`
+    chooses one thread per op itself, before it loads the model."""
+    import soundfile as sf
+    cfg = variant_config_small()
+    from waveunet_tf import build_model
+    build_model(cfg).save(tmp_path / "tiny.keras")
+    sf.write(tmp_path / "song.wav", (np.random.RandomState(0).randn(30000, 2) * 0.1).astype("float32"), 22050)
+    run_child(f"""
+    from waveunet_tf import Separator
+    sep = Separator({str(tmp_path / "tiny.keras")!r})
+    import tensorflow as tf
+    assert tf.config.threading.get_intra_op_parallelism_threads() == 0  # TensorFlow's own default: untouched
+    assert sep.model.concurrency == 1
+    """)
+    run_child(f"""
+    from waveunet_tf.cli import main
+    assert main(["separate", {str(tmp_path / "song.wav")!r}, "--model", {str(tmp_path / "tiny.keras")!r},
+                 "-o", {str(tmp_path / "out")!r}]) == 0
+    import tensorflow as tf
+    assert tf.config.threading.get_intra_op_parallelism_threads() == 1
+    assert tf.config.threading.get_inter_op_parallelism_threads() == 2
+    """)
+    assert sorted(p.name for p in (tmp_path / "out" / "song").glob("*.wav")) == ["accompaniment.wav", "vocals.wav"]
+
+
+def variant_config_small():
+    from waveunet_tf import variant_config
+    return variant_config("M4", num_layers=4, num_initial_filters=4, requested_output=200)

@@ -103,7 +103,9 @@ def in_precision(model, config, precision: str):
 def one_thread_per_window() -> bool:
     """Let TensorFlow run each op on one thread and :data:`WINDOWS_IN_FLIGHT` ops at once, if it has not started
     yet in this process (its thread pools are fixed when it starts) and the CPU has that many cores -> whether
-    TensorFlow runs one thread per op now. Process-wide: call it only in a process that mainly separates."""
+    TensorFlow runs one thread per op now. Process-wide, so no library function calls it: the commands that
+    mainly run windows (``separate``, ``evaluate``, ``bench inference``) call it first; a program of your own that
+    mainly separates may call it before anything else starts TensorFlow."""
     import tensorflow as tf
     if (os.cpu_count() or 1) >= WINDOWS_IN_FLIGHT and not tf.config.list_physical_devices("GPU"):
         try:
@@ -122,8 +124,8 @@ def load_any_model(path, precision="float32"):
     """MODEL for commands that also take an exported SavedModel (``waveunet export``'s ``DIR/VERSION``) ->
     (:class:`LoadedModel`, WaveUNetConfig), running in ``precision`` (``"auto"``, ``"float32"`` or
     ``"bfloat16"``, checked by :func:`waveunet_tf.precision.resolve`). A SavedModel runs in float32, as exported:
-    ``auto`` means float32 there, ``bfloat16`` is refused."""
-    one_thread_per_window()
+    ``auto`` means float32 there, ``bfloat16`` is refused. TensorFlow's threads are left as they are (the CLI's
+    commands choose them first: :func:`one_thread_per_window`)."""
     if is_saved_model(path):
         if precision == "bfloat16":
             raise UsageError(f"{path} is a SavedModel, which runs in float32 as exported: use --precision float32 "

@@ -22,7 +22,7 @@ from waveunet_tf.audio import load_audio, match_channels, resample
 from waveunet_tf.config import variant_config
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.files import check_writable
-from waveunet_tf.model_io import LoadedModel
+from waveunet_tf.model_io import LoadedModel, one_thread_per_window
 from waveunet_tf.precision import SEPARATE_DEFAULT, resolve
 from waveunet_tf.separator import Separator, progress_report
 from waveunet_tf.stems import WAV_HEADER_BYTES, StemWriter, WriteFailed, check_space, refuse_existing, song_name
@@ -128,10 +128,12 @@ def separate_array(model, config, audio, rate, window="default", progress=None) 
 
 
 def separate_files(paths, model_path, out_dir, force=False, window="default", on_written=None,
-                   precision=SEPARATE_DEFAULT) -> list[Path]:
+                   precision=SEPARATE_DEFAULT, threads_per_window=False) -> list[Path]:
     """``waveunet separate``: write ``out_dir/<song>/<source>.wav`` for each audio file, streamed (see
     :meth:`waveunet_tf.separator.Separator.separate_file`). Everything that needs no model is checked before
-    it is loaded (and an ``official:`` model downloaded): the output folder, the inputs, existing stems."""
+    it is loaded (and an ``official:`` model downloaded): the output folder, the inputs, existing stems.
+    ``threads_per_window``: first set TensorFlow's threads for the whole process to one per op, two windows at
+    once (:func:`waveunet_tf.model_io.one_thread_per_window`), as the CLI does."""
     if window not in WINDOWS:
         raise UsageError(f"--window must be one of {', '.join(WINDOWS)}, not {window!r}")
     resolve(precision)  # bfloat16 on a CPU without it is refused before any download
@@ -143,6 +145,8 @@ def separate_files(paths, model_path, out_dir, force=False, window="default", on
     if sources is not None:
         for p in paths:
             refuse_existing(out_dir / song_name(p), sources, force, p)
+    if threads_per_window:
+        one_thread_per_window()
     separator = Separator(model_path, precision=precision, window=window)
     return _for_each_song(paths, out_dir, separator.sources, force, "separate",
                           lambda path: separator.separate_file(path, out_dir, force), on_written)

@@ -30,9 +30,10 @@ class Separator:
     ``model``: as the CLI takes it (a run directory, a ``.keras`` file, ``official:NAME``, an exported SavedModel
     folder) or a :class:`waveunet_tf.model_io.LoadedModel`. ``precision``: ``"auto"``, ``"float32"`` or
     ``"bfloat16"``. ``window``: ``"default"``, ``"paper"`` or a number of kept samples per window (at the model's
-    rate; shorter windows lower :meth:`latency` and cost speed). Loading a model before TensorFlow has started
-    sets its thread pools to one thread per op, so that two windows run at once
-    (:func:`waveunet_tf.model_io.one_thread_per_window`: measured faster on 2 cores); this holds for the process.
+    rate; shorter windows lower :meth:`latency` and cost speed). Windows run as TensorFlow's threads allow: two
+    at once where it runs one thread per op, which ``waveunet separate`` chooses before TensorFlow starts and a
+    program may choose too, by calling :func:`waveunet_tf.model_io.one_thread_per_window` first (measured faster
+    on 2 cores; it holds for the whole process, so the Separator does not choose it by itself).
     """
 
     def __init__(self, model, precision: str = SEPARATE_DEFAULT, window="default"):

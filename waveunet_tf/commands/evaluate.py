@@ -41,7 +41,8 @@ def add_arguments(p):
 
 def run(args):
     summary = evaluate(args.model, args.musdb_root, out=args.out, wav=args.wav, subset=args.subset,
-                       force=args.force, baseline=args.baseline, precision=precision.resolve(args.precision))
+                       force=args.force, baseline=args.baseline, precision=precision.resolve(args.precision),
+                       threads_per_window=True)
     print(format_markdown(build_rows([summary["out"]])))
     print(f"\nwrote {summary['out'] / 'results.md'}, results.json, sdr.png, {summary['out'] / 'report.html'} and "
           f"per-track scores in {summary['out'] / 'scores'}")

@@ -43,5 +43,5 @@ def add_arguments(p):
 
 def run(args):
     separate_files(args.audio, args.model, args.out, force=args.force, window=args.window, precision=args.precision,
-                   on_written=lambda folder: print(folder, flush=True))
+                   on_written=lambda folder: print(folder, flush=True), threads_per_window=True)
     return 0

@@ -234,16 +234,20 @@ def summarize(out, groups: dict | None = None, label: str = "model") -> dict:
 
 # --- the whole evaluation ---------------------------------------------------------------------------------
 def evaluate(model_path, musdb_root, out=None, wav: bool = False, subset: str = "test", force: bool = False,
-             baseline: bool = True, groups: dict | None = None, precision: str = "float32") -> dict:
+             baseline: bool = True, groups: dict | None = None, precision: str = "float32",
+             threads_per_window: bool = False) -> dict:
     """Separate and score every track of ``musdb_root/subset`` with the model at ``model_path`` (run directory,
     ``.keras`` file or ``official:NAME``) running in ``precision`` (resolved: float32, the paper's numbers, or
-    bfloat16), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``."""
+    bfloat16), then aggregate; resumable. Returns :func:`summarize`'s dict plus ``"out"``.
+    ``threads_per_window``: first set TensorFlow's threads for the whole process to one per op, two windows at
+    once (:func:`waveunet_tf.model_io.one_thread_per_window`), as ``waveunet evaluate`` does."""
     import musdb
     from tqdm import tqdm
     root = check_musdb_root(musdb_root, subset, wav)
     keras_file = resolve_keras_path(model_path)
     out = check_writable(out if out is not None else default_out(model_path))
-    one_thread_per_window()  # two windows at once, as `separate` (if TensorFlow has not started yet)
+    if threads_per_window:
+        one_thread_per_window()
     model, config = load_model(keras_file, precision=precision)
     db = musdb.DB(root=str(root), is_wav=wav, subsets=subset)
     if not db.tracks:
