@@ -84,28 +84,6 @@ def test_a_batch_cut_into_parts_gives_the_whole_batchs_loss_and_gradients(data, 
                                    err_msg=var.path)
 
 
-def test_on_a_cpu_in_float32_the_input_gradients_use_the_eigen_kernel(data):
-    # the fast path of Trainer._backward_kernels (measured in its docstring): this fails if it stops applying
-    import tensorflow as tf
-
-    from waveunet_tf.training.loop import Trainer
-    cfg = data.tiny("M4", num_layers=2, num_initial_filters=2, requested_output=32)
-    trainer = Trainer(cfg, tf.distribute.get_strategy(), batch_parts=2)
-    rng = np.random.default_rng(2)
-    mixture = tf.constant(rng.uniform(-0.5, 0.5, (4, cfg.input_length, 2)).astype(np.float32))
-    targets = {s: tf.constant(rng.uniform(-0.5, 0.5, (4, cfg.output_length, 2)).astype(np.float32))
-               for s in cfg.sources}
-    graph = trainer._gradients.get_concrete_function(mixture, targets, tf.constant(4.0)).graph
-    labels = [op.get_attr("_kernel") for op in graph.get_operations() if op.type == "Conv2DBackpropInput"]
-    assert labels and set(labels) == {b"eigen_tensor"}
-    # the same gradients as TensorFlow's default kernels, run eagerly
-    _, grads = trainer._gradients(mixture, targets, tf.constant(4.0))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(trainer.per_example_loss(targets, trainer.model(mixture, training=True))) / 4.0
-    for g, eager in zip(grads, tape.gradient(loss, trainer.model.trainable_variables)):
-        np.testing.assert_allclose(g.numpy(), eager.numpy(), rtol=1e-5, atol=1e-6 * float(np.abs(eager).max()))
-
-
 def test_a_small_model_overfits_one_fixed_batch(synth_cache, data):
     import tensorflow as tf
 

@@ -83,18 +83,7 @@ class Trainer:
             loss = tf.add_n([tf.reduce_sum(self.per_example_loss(t, self.model(m, training=True))) / global_batch
                              for m, t in self._batch_parts(mixture, targets)])
             scaled = self.optimizer.scale_loss(loss)
-        with self._backward_kernels():
-            return loss, tape.gradient(scaled, self.model.trainable_variables)
-
-    def _backward_kernels(self):
-        """A context in which the backward pass's ops are created: on a CPU in float32, the convolutions' input
-        gradients use TensorFlow's Eigen kernel (label ``eigen_tensor``) rather than its default CPU kernel, which
-        measured 20-25% slower on M4's convolutions (one thread per op, 2-core AMD EPYC Zen 3)."""
-        import contextlib
-        tf = self.tf
-        if self.config.jit_compile or tf.config.list_physical_devices("GPU") or self.model.compute_dtype != "float32":
-            return contextlib.nullcontext()
-        return tf.compat.v1.get_default_graph()._kernel_label_map({"Conv2DBackpropInput": "eigen_tensor"})
+        return loss, tape.gradient(scaled, self.model.trainable_variables)
 
     def _batch_parts(self, mixture, targets):
         """[(mixture, targets)]: the replica's batch cut into ``batch_parts`` parts of (nearly) equal size; whole
