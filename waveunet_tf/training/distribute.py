@@ -125,7 +125,7 @@ def training_threads(log=None) -> int:
     Why: TensorFlow's CPU kernels of the convolutions' backward pass use a second core poorly (M4, batch 16, on 2
     cores: Conv2DBackpropFilter took as long with two threads as with one); two halves of the batch computed at
     once, one thread each, keep both cores busy. ``waveunet bench train --variant M4``: 15.4 s per step against
-    20.0 s running one op at a time on every core (2-core AMD EPYC Zen 3; README, Training speed and memory)."""
+    19.7 s running one op at a time on every core (2-core AMD EPYC Zen 3; README, Training speed and memory)."""
     import tensorflow as tf
     cores = os.cpu_count() or 1
     if cores < BATCH_PARTS or tf.config.list_physical_devices("GPU"):
