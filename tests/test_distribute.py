@@ -239,12 +239,28 @@ def test_a_dead_worker_makes_the_other_fail_with_a_clear_message(cache, tmp_path
     assert last.startswith("waveunet train: error: lost contact with another worker") and "--resume" in last
 
 
+def in_fresh_python(code):
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("cores, expected", [(1, [1, 0, 0]), (2, [2, 2, 1]), (8, [2, 2, 4]), (7, [2, 2, 3])])
+def test_training_on_a_cpu_computes_two_parts_of_the_batch_at_once_sharing_the_cores(cores, expected):
+    # [batch parts, ops at once, threads per op]; 0: TensorFlow's own choice, left alone on one core
+    code = (f"import os, json; os.cpu_count = lambda: {cores}; "
+            "from waveunet_tf.training.distribute import training_threads; parts = training_threads(); "
+            "import tensorflow as tf; t = tf.config.threading; "
+            "print(json.dumps([parts, t.get_inter_op_parallelism_threads(), t.get_intra_op_parallelism_threads()]))")
+    assert in_fresh_python(code) == expected
+
+
 def test_a_setting_tensorflow_refuses_is_reported_not_passed_over():
     # in a fresh process: once TensorFlow runs, its thread settings are fixed and setting them raises
     code = ("import tensorflow as tf; float(tf.constant(1.0) + 1.0); "
-            "from waveunet_tf.training.distribute import one_op_at_a_time_on_cpu; "
-            "import json; notes = []; one_op_at_a_time_on_cpu(tf, notes.append); print(json.dumps(notes))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    notes = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else r.stderr
+            "from waveunet_tf.training.distribute import training_threads; "
+            "import json; notes = []; parts = training_threads(notes.append); print(json.dumps([parts, notes]))")
+    parts, notes = in_fresh_python(code)
+    assert parts == 1
     assert len(notes) == 1 and "TensorFlow already runs in this process" in notes[0], notes

@@ -58,6 +58,32 @@ def test_one_training_steps_gradients_match_finite_differences(data):
         keras.config.set_dtype_policy(policy)
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_batch_cut_into_parts_gives_the_whole_batchs_loss_and_gradients(data, parts):
+    import tensorflow as tf
+
+    from waveunet_tf.training.loop import Trainer
+    cfg = data.tiny("M4", num_layers=3, num_initial_filters=4, requested_output=64)
+    whole, cut = (Trainer(cfg, tf.distribute.get_strategy(), batch_parts=n) for n in (1, parts))
+    cut.model.set_weights(whole.model.get_weights())
+    rng = np.random.default_rng(1)
+    batch = 5  # not a multiple of the parts: parts of 3 + 2, or 2 + 2 + 1 examples
+    mixture = tf.constant(rng.uniform(-0.5, 0.5, (batch, cfg.input_length, 2)).astype(np.float32))
+    targets = {s: tf.constant(rng.uniform(-0.5, 0.5, (batch, cfg.output_length, 2)).astype(np.float32))
+               for s in cfg.sources}
+    # divided by a global batch of 8, as for a replica of two
+    results = [t._gradients(mixture, targets, tf.constant(8.0)) for t in (whole, cut)]
+    # the cut step really runs one forward and backward pass per part
+    graph = cut._gradients.get_concrete_function(mixture, targets, tf.constant(8.0)).graph
+    convolutions = sum(len(layer.weights) == 2 for layer in whole.model.layers)  # kernel and bias
+    assert sum(op.type == "Conv2DBackpropFilter" for op in graph.get_operations()) == parts * convolutions
+    (loss, grads), (cut_loss, cut_grads) = results
+    assert float(cut_loss) == pytest.approx(float(loss), rel=1e-6)
+    for var, g, cut_g in zip(whole.model.trainable_variables, grads, cut_grads):
+        np.testing.assert_allclose(cut_g.numpy(), g.numpy(), rtol=1e-5, atol=1e-6 * float(np.abs(g).max()),
+                                   err_msg=var.path)
+
+
 def test_a_small_model_overfits_one_fixed_batch(synth_cache, data):
     import tensorflow as tf
 

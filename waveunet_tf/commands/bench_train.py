@@ -40,10 +40,11 @@ def add_arguments(p):
                    '"peak_gflops", "runs"}')
 
 
-def measure(config, cache, batch_size, steps, warmup, log=None, precision="float32"):
-    """Time ``steps`` training steps in ``precision`` after ``warmup`` -> (per-step seconds, per-step input waits)."""
+def measure(config, cache, batch_size, steps, warmup, log=None, precision="float32", batch_parts=1):
+    """Time ``steps`` training steps in ``precision`` after ``warmup`` -> (per-step seconds, per-step input waits);
+    ``batch_parts`` as :func:`~waveunet_tf.training.distribute.training_threads` returns it."""
     strategy, _ = distribute.make_strategy("default")
-    trainer = Trainer(config, strategy, precision)
+    trainer = Trainer(config, strategy, precision, batch_parts=batch_parts)
 
     def train_data(batch, seed):
         return data_pipeline.training_dataset(cache, config, batch, seed=seed)
@@ -83,12 +84,13 @@ def run(args):
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
     precisions = _precisions(args.precision)
     config = resolve_config(args.variant, None, args.sets, args.quick, args.jit)
+    parts = distribute.training_threads(lambda line: print(line, file=sys.stderr))  # as `train`, before TF starts
     batch = args.batch_size or config.batch_size
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     runs = []
     with bench_cache(args.cache, config.sample_rate, tracks=3, seconds=20, quiet=args.json) as cache:
         for p in precisions:
-            step_s, wait_s = measure(config, cache, batch, args.steps, args.warmup, log, p)
+            step_s, wait_s = measure(config, cache, batch, args.steps, args.warmup, log, p, parts)
             median = statistics.median(step_s)
             runs.append({"precision": p, "step_s_median": round(median, 4), "examples_per_s": round(batch / median, 3),
                          "input_wait_s": round(sum(wait_s), 4),

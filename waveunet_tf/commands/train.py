@@ -7,7 +7,7 @@ from waveunet_tf import precision
 from waveunet_tf.config import resolve_config
 from waveunet_tf.errors import UsageError
 from waveunet_tf.training import train_on_cache
-from waveunet_tf.training.distribute import cluster_for
+from waveunet_tf.training.distribute import cluster_for, training_threads
 from waveunet_tf.training.init import init_config, load_start
 from waveunet_tf.training.run_dir import require_run_dir
 
@@ -71,15 +71,17 @@ def run(args):
     if args.resume:
         require_run_dir(args.run_dir)
     train_precision = precision.resolve_training(args.precision)
-    start = load_start(args.init) if args.init else None
-    if start is not None:
-        config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
-    else:
+    start = config = None
+    if not args.init:
         config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
                                 run_dir=args.run_dir if args.resume else None)
+    parts = training_threads(lambda line: print(line, file=sys.stderr))  # before TensorFlow starts (--init loads)
+    if args.init:
+        start = load_start(args.init)
+        config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
     state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
                            force=args.force, max_steps=args.max_steps, precision=train_precision,
-                           progress=not args.no_progress, init=start)
+                           progress=not args.no_progress, init=start, batch_parts=parts)
     cluster = cluster_for(args.strategy)
     print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}", file=sys.stderr)
     if cluster.is_chief:

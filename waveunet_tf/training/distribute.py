@@ -20,6 +20,8 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # surviving worker would wait forever. Long enough for a slow step or the chief writing a checkpoint.
 HEARTBEAT_TIMEOUT_S = int(os.environ.get("WAVEUNET_HEARTBEAT_TIMEOUT_S", "30"))
 COLLECTIVE_TIMEOUT_S = int(os.environ.get("WAVEUNET_COLLECTIVE_TIMEOUT_S", "600"))
+# The training step on a CPU computes this many parts of each replica's batch at once (training_threads).
+BATCH_PARTS = 2
 # How long the first worker waits for the others to join before giving up.
 REGISTER_TIMEOUT_S = int(os.environ.get("WAVEUNET_REGISTER_TIMEOUT_S", "600"))
 
@@ -91,15 +93,14 @@ def local_devices(tf) -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
-def make_strategy(name: str, log=None):
+def make_strategy(name: str):
     """``(tf.distribute.Strategy, Cluster)`` for ``name`` in :data:`STRATEGIES`.
 
     ``multiworker`` reads ``TF_CONFIG``, turns on peer-failure detection (heartbeats and a collective timeout),
-    and blocks until every worker has joined. ``log(line)`` gets notes about settings that could not be applied.
+    and blocks until every worker has joined.
     """
     import tensorflow as tf
     cluster = cluster_for(name)
-    one_op_at_a_time_on_cpu(tf, log or (lambda line: None))
     if name == "default":
         return tf.distribute.get_strategy(), cluster
     if name == "mirrored":
@@ -115,18 +116,32 @@ def make_strategy(name: str, log=None):
     return strategy, cluster
 
 
-def one_op_at_a_time_on_cpu(tf, log) -> None:
-    """Without a GPU, run one op at a time (each op still uses every core): measured on full-size M4 on 2 cores,
-    the step is as fast (8.1 s) and the peak memory 0.5 GB lower (3.7 GB), because independent branches of the
-    backward pass no longer hold their large activations at the same time. TensorFlow accepts the setting only
-    before it starts; if it already runs in this process (a second run in one Python session), ``log`` says so."""
-    if tf.config.list_physical_devices("GPU") or tf.config.threading.get_inter_op_parallelism_threads() == 1:
-        return
+def training_threads(log=None) -> int:
+    """On a CPU with at least :data:`BATCH_PARTS` cores: let TensorFlow run :data:`BATCH_PARTS` ops at once, each on
+    ``cores // BATCH_PARTS`` threads -> the number of parts the training step cuts each replica's batch into (its
+    ``batch_parts``; 1 with a GPU, one core, or when TensorFlow already runs with other settings, which ``log``
+    then notes). Call it before TensorFlow starts (its thread pools are fixed then): the train commands do, first.
+
+    Why: TensorFlow's CPU kernels of the convolutions' backward pass use a second core poorly (M4, batch 16, on 2
+    cores: Conv2DBackpropFilter took as long with two threads as with one); two halves of the batch computed at
+    once, one thread each, keep both cores busy. ``waveunet bench train --variant M4``: 15.4 s per step against
+    19.7 s running one op at a time on every core (2-core AMD EPYC Zen 3; README, Training speed and memory)."""
+    import tensorflow as tf
+    cores = os.cpu_count() or 1
+    if cores < BATCH_PARTS or tf.config.list_physical_devices("GPU"):
+        return 1
+    threads = tf.config.threading
     try:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        threads.set_inter_op_parallelism_threads(BATCH_PARTS)
+        threads.set_intra_op_parallelism_threads(cores // BATCH_PARTS)
     except RuntimeError as e:
-        log(f"note: ops keep running in parallel (more memory on a CPU): TensorFlow already runs in this process "
-            f"({first_line(e)})")
+        if (threads.get_inter_op_parallelism_threads(), threads.get_intra_op_parallelism_threads()) != (
+                BATCH_PARTS, cores // BATCH_PARTS):
+            (log or (lambda line: None))(
+                f"note: the step keeps the whole batch in one pass (slower on a CPU): TensorFlow already runs in "
+                f"this process with other thread settings ({first_line(e)})")
+            return 1
+    return BATCH_PARTS
 
 
 def _configure_failure_detection(tf, tf_config: dict) -> None:

@@ -41,10 +41,11 @@ class Trainer:
     validation window once.
     """
 
-    def __init__(self, config, strategy, precision: str = "float32"):
+    def __init__(self, config, strategy, precision: str = "float32", batch_parts: int = 1):
         import keras
         import tensorflow as tf
         self.tf, self.config, self.strategy = tf, config, strategy
+        self.batch_parts = batch_parts
         keras.utils.set_random_seed(config.seed)  # same initial weights for the same seed, whatever the strategy
         with strategy.scope():
             # the weights (and so the checkpoint) are float32 in every precision; only the compute dtype differs
@@ -75,12 +76,25 @@ class Trainer:
     def _gradients_fn(self, mixture, targets, global_batch):
         tf = self.tf
         with tf.GradientTape() as tape:
-            estimates = self.model(mixture, training=True)
             # Summed over this replica's examples and divided by the global batch: the all-reduced (summed)
-            # gradients are then those of the mean loss over the global batch.
-            loss = tf.reduce_sum(self.per_example_loss(targets, estimates)) / global_batch
+            # gradients are then those of the mean loss over the global batch. Each part of the batch is a separate
+            # forward and backward pass that meet only where the gradients add up, so TensorFlow's executor runs
+            # the parts at once, one per inter-op thread (see distribute.training_threads).
+            loss = tf.add_n([tf.reduce_sum(self.per_example_loss(t, self.model(m, training=True))) / global_batch
+                             for m, t in self._batch_parts(mixture, targets)])
             scaled = self.optimizer.scale_loss(loss)
         return loss, tape.gradient(scaled, self.model.trainable_variables)
+
+    def _batch_parts(self, mixture, targets):
+        """[(mixture, targets)]: the replica's batch cut into ``batch_parts`` parts of (nearly) equal size; whole
+        when its size is unknown while tracing or smaller than the number of parts."""
+        b = mixture.shape[0]
+        if self.batch_parts < 2 or b is None or b < self.batch_parts:
+            return [(mixture, targets)]
+        sizes = [b // self.batch_parts + (i < b % self.batch_parts) for i in range(self.batch_parts)]
+        mixtures = self.tf.split(mixture, sizes)
+        split_targets = {s: self.tf.split(targets[s], sizes) for s in targets}
+        return [(m, {s: split_targets[s][i] for s in targets}) for i, m in enumerate(mixtures)]
 
     def _replica_step(self, mixture, targets, global_batch):
         loss, grads = self._gradients(mixture, targets, global_batch)

@@ -17,7 +17,7 @@ from waveunet_tf.training.run_dir import open_run_dir
 
 def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume: bool = False, force: bool = False,
                    max_steps: int | None = None, precision: str = "float32", progress: bool = True,
-                   log=None, init=None) -> RunState:
+                   log=None, init=None, batch_parts: int = 1) -> RunState:
     """Train ``config`` on a cache made by ``waveunet prepare`` into ``run_dir`` with the paper's protocol.
 
     The cache is opened and checked against the config first (one clear line before TensorFlow starts).
@@ -38,12 +38,13 @@ def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume:
         return data_pipeline.evaluation_dataset(opened, config, split="valid", batch_size=batch_size)
 
     return train(config, run_dir, data=Data(train_data, valid_data, windows), strategy=strategy, resume=resume,
-                 force=force, max_steps=max_steps, precision=precision, progress=progress, log=log, init=init)
+                 force=force, max_steps=max_steps, precision=precision, progress=progress, log=log, init=init,
+                 batch_parts=batch_parts)
 
 
 def train(config, run_dir, *, data: Data, strategy: str = "default", resume: bool = False, force: bool = False,
           max_steps: int | None = None, precision: str = "float32", checkpoint_steps: int = 100,
-          progress: bool = True, log=None, init=None) -> RunState:
+          progress: bool = True, log=None, init=None, batch_parts: int = 1) -> RunState:
     """Train ``config`` on ``data`` into ``run_dir``; returns the final :class:`RunState`.
 
     ``resume`` continues the run in ``run_dir`` (which must exist), ``force`` starts it over; without either an
@@ -52,7 +53,8 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
     GPU). A checkpoint is written after every epoch and every ``checkpoint_steps`` steps.
     ``progress``: a bar in a terminal, a few lines per epoch elsewhere. ``log(line)``: the chief's messages
     (default: stderr); other workers say nothing. ``init``: a :class:`~waveunet_tf.training.init.Start` whose
-    weights a new run starts from (its validation loss becomes the history's epoch-0 row).
+    weights a new run starts from (its validation loss becomes the history's epoch-0 row). ``batch_parts``: the
+    parts of each replica's batch the step computes at once (:func:`~waveunet_tf.training.distribute.training_threads`).
     """
     run_dir = Path(run_dir)
     cluster = distribute.cluster_for(strategy)
@@ -67,13 +69,14 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
                 log(f"{run_dir} holds no checkpoint yet: starting a new run there")
             state = RunState(data_seed=segment_seed(config, 0))
         init = None if resuming else init
-        tf_strategy, cluster = distribute.make_strategy(strategy, log)
+        tf_strategy, cluster = distribute.make_strategy(strategy)
         if precision == "float16":
             _check_gpu()
         files.write_config(config, strategy=tf_strategy.__class__.__name__,
                            replicas=tf_strategy.num_replicas_in_sync)
         try:
             return _run(config, tf_strategy, cluster, files, state, data, precision=precision, init=init,
+                        batch_parts=batch_parts,
                         max_steps=max_steps, checkpoint_steps=checkpoint_steps, progress=progress, log=log)
         except Exception as e:
             if cluster.num_workers > 1 and distribute.is_peer_failure(e):
@@ -82,8 +85,9 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
             raise
 
 
-def _run(config, strategy, cluster, files, state, data, *, precision, init, log, **loop_options) -> RunState:
-    trainer = Trainer(config, strategy, precision=precision)
+def _run(config, strategy, cluster, files, state, data, *, precision, init, batch_parts, log,
+         **loop_options) -> RunState:
+    trainer = Trainer(config, strategy, precision=precision, batch_parts=batch_parts)
     if init is not None:
         set_weights(trainer.model, init)
     ckpts = Checkpoints(trainer.checkpoint, files.checkpoints) if cluster.is_chief else \
