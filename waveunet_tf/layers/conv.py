@@ -32,6 +32,7 @@ class Conv1D(keras.layers.Conv1D):
     def call(self, x):
         rows = x if len(x.shape) == 4 else x[:, None]
         kernel = ops.expand_dims(self.kernel, 0)  # [1, width, in, out]
+        # raw tf: grappler fuses Conv2D + BiasAdd (+ activation); Keras' ops.add gives AddV2, and it has no bias_add
         y = tf.nn.conv2d(rows, kernel, strides=1, padding=self.padding.upper(), data_format="NHWC")
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias, data_format="NHWC")

@@ -36,6 +36,7 @@ class Decimate(keras.layers.Layer):
     def call(self, x, training=None):
         if training:
             return x[..., ::2, :]
+        # raw tf: Keras' ops.take adds a pass that wraps negative indices; these are never negative
         return tf.gather(x, tf.range(0, tf.shape(x)[-2], 2), axis=len(x.shape) - 2)
 
     def compute_output_shape(self, input_shape):
