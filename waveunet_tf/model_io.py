@@ -193,10 +193,16 @@ class LoadedModel:
         return model
 
 
-def _keras_predict(model, channels: int):
+def inference_function(model, channels: int):
+    """The ``tf.function`` every local inference path runs: float32 [B, T, channels] -> ``{source: [B, T', C]}``
+    (traced once for all shapes; its graph is what grappler optimizes, e.g. fuses convolutions in)."""
     import tensorflow as tf
-    forward = tf.function(lambda x: model(x, training=False), autograph=False,
-                          input_signature=[tf.TensorSpec([None, None, channels], tf.float32)])
+    return tf.function(lambda x: model(x, training=False), autograph=False,
+                       input_signature=[tf.TensorSpec([None, None, channels], tf.float32)])
+
+
+def _keras_predict(model, channels: int):
+    forward = inference_function(model, channels)
 
     def predict(windows):
         return {s: v.numpy() for s, v in forward(windows).items()}

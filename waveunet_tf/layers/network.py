@@ -5,6 +5,7 @@ import keras
 
 from waveunet_tf import shapes
 from waveunet_tf.config import WaveUNetConfig
+from waveunet_tf.layers.conv import Conv1D
 from waveunet_tf.layers.crop import CropAndConcat
 from waveunet_tf.layers.input_check import InputCheck
 from waveunet_tf.layers.output import ClipAtInference, DifferenceOutput
@@ -44,13 +45,19 @@ def _float32_under_mixed(dtype):
 
 def _network(config, dtype):
     """(input tensor, {source: output tensor}) of the Wave-U-Net; every layer gets ``dtype`` (a policy or None),
-    the input check and output layers float32 under a mixed policy."""
+    the input check and output layers float32 under a mixed policy.
+
+    Between the input and the output convolutions the signal is a one-row NHWC image [B, 1, T, C]
+    (:class:`Conv1D`), so every hidden convolution with its bias and LeakyReLU is the Conv2D + BiasAdd +
+    LeakyRelu pattern TensorFlow fuses into one op; the output convolutions return [B, T, C]. The layers, their
+    names and weights are those of a network of Keras ``Conv1D`` and ``LeakyReLU`` layers (files saved by either
+    load into the other)."""
     L, Fc, C = config.num_layers, config.num_initial_filters, config.channels
     padding = "valid" if config.context else "same"
     upsample = LearnedUpsample if config.upsampling == "learned" else LinearUpsample
 
     def conv(x, filters, width, name):
-        x = keras.layers.Conv1D(filters, width, padding=padding, name=name, dtype=dtype)(x)
+        x = Conv1D(filters, width, padding=padding, name=name, dtype=dtype)(x)
         return keras.layers.LeakyReLU(negative_slope=config.leaky_relu_alpha, name=name + "_act", dtype=dtype)(x)
 
     out_dtype = _float32_under_mixed(dtype)
@@ -75,8 +82,8 @@ def _network(config, dtype):
     estimated = config.sources[:-1] if config.output_type == "difference" else config.sources
     outputs = {}
     for source in estimated:
-        y = keras.layers.Conv1D(C, config.output_filter_size, padding=padding, activation="tanh" if tanh else None,
-                                name=f"output_conv_{source}", dtype=out_dtype)(x)
+        y = Conv1D(C, config.output_filter_size, padding=padding, activation="tanh" if tanh else None,
+                      squeeze_output=True, name=f"output_conv_{source}", dtype=out_dtype)(x)
         outputs[source] = y if tanh else ClipAtInference(name=f"clip_{source}", dtype=out_dtype)(y)
     if config.output_type == "difference":
         last = config.sources[-1]
