@@ -92,14 +92,15 @@ def check_ccmixter(config, ccmixter_root) -> None:
 
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
               config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper",
-              ccmixter_root=None, init=None, batch_parts: int = 1) -> dict:
+              ccmixter_root=None, init=None, batch_parts: int = 1, notes=()) -> dict:
     """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``.
 
     ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
     train tracks (a quarter of other datasets' train tracks), as the paper's 75/25 split. ``ccmixter_root``:
     CCMixter's songs as extra training tracks (singing-voice variants). ``init``: a model to start from (see
     ``waveunet train --init``). ``batch_parts``: as :func:`waveunet_tf.training.train_on_cache`'s (the command
-    passes what :func:`waveunet_tf.training.distribute.training_threads` chose)."""
+    passes what :func:`waveunet_tf.training.distribute.training_threads` chose, and its ``notes``, said when the
+    training starts)."""
     config = resolve_config(variant, config_file, sets, quick)
     check_arguments(config.sample_rate, jobs, split)  # before any work starts
     check_ccmixter(config, ccmixter_root)
@@ -126,6 +127,8 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
                   ccmixter_root=ccmixter_root)
 
     log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
+    for line in notes:
+        log(line)
     train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps,  # a new run, or the one to resume
                    init=init, batch_parts=batch_parts)
 

@@ -1,5 +1,3 @@
-import sys
-
 from waveunet_tf.errors import UsageError
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.reproduction import gain_lines, reproduce
@@ -54,11 +52,12 @@ def run(args):
         raise UsageError(f"--max-steps must be at least 1, not {args.max_steps}")
     if args.wav and not args.musdb_root:
         raise UsageError("--wav describes a --musdb-root; give one, or leave both out for the embedded default")
-    parts = training_threads(lambda line: print(line, file=sys.stderr))  # before TensorFlow starts, as `train`
+    notes = []  # said when the training starts, not before a refusal
+    parts = training_threads(notes.append)  # before TensorFlow starts, as `train`
     summary = reproduce(args.variant, musdb_root=args.musdb_root, wav=args.wav, quick=args.quick,
                         run_dir=args.run_dir, cache=args.cache, config_file=args.config, sets=args.sets,
                         max_steps=args.max_steps, jobs=args.jobs, split=args.split,
-                        ccmixter_root=args.ccmixter_root, init=args.init, batch_parts=parts)
+                        ccmixter_root=args.ccmixter_root, init=args.init, batch_parts=parts, notes=notes)
     run_dir = summary["run_dir"]
     print(format_markdown(build_rows([run_dir])))
     print("\nMedian SDR gain over the mixture as estimate (the paper's pooled-frames median):")

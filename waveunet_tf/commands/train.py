@@ -75,10 +75,13 @@ def run(args):
     if not args.init:
         config = resolve_config(args.variant, args.config, args.sets, args.quick, args.jit,
                                 run_dir=args.run_dir if args.resume else None)
-    parts = training_threads(lambda line: print(line, file=sys.stderr))  # before TensorFlow starts (--init loads)
+    notes = []  # said when the training starts, not before a refusal
+    parts = training_threads(notes.append)  # before TensorFlow starts (--init loads)
     if args.init:
         start = load_start(args.init)
         config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
+    for line in notes:
+        print(line, file=sys.stderr)
     state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
                            force=args.force, max_steps=args.max_steps, precision=train_precision,
                            progress=not args.no_progress, init=start, batch_parts=parts)
