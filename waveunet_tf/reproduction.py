@@ -127,10 +127,8 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
                   ccmixter_root=ccmixter_root)
 
     log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
-    for line in notes:
-        log(line)
     train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps,  # a new run, or the one to resume
-                   init=init, batch_parts=batch_parts)
+                   init=init, batch_parts=batch_parts, notes=notes)
 
     log(f"3/3 evaluate {run_dir / 'best.keras'} on {root / 'test'}")
     # force: a resumed training may have changed best.keras since an earlier evaluation in this run dir

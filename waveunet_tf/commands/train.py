@@ -80,11 +80,9 @@ def run(args):
     if args.init:
         start = load_start(args.init)
         config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)
-    for line in notes:
-        print(line, file=sys.stderr)
     state = train_on_cache(config, args.cache, args.run_dir, strategy=args.strategy, resume=args.resume,
                            force=args.force, max_steps=args.max_steps, precision=train_precision,
-                           progress=not args.no_progress, init=start, batch_parts=parts)
+                           progress=not args.no_progress, init=start, batch_parts=parts, notes=notes)
     cluster = cluster_for(args.strategy)
     print(f"worker {cluster.worker_index}: final weights fingerprint {state.fingerprint}", file=sys.stderr)
     if cluster.is_chief:

@@ -17,7 +17,7 @@ from waveunet_tf.training.run_dir import open_run_dir
 
 def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume: bool = False, force: bool = False,
                    max_steps: int | None = None, precision: str = "float32", progress: bool = True,
-                   log=None, init=None, batch_parts: int = 1) -> RunState:
+                   log=None, init=None, batch_parts: int = 1, notes=()) -> RunState:
     """Train ``config`` on a cache made by ``waveunet prepare`` into ``run_dir`` with the paper's protocol.
 
     The cache is opened and checked against the config first (one clear line before TensorFlow starts).
@@ -39,12 +39,12 @@ def train_on_cache(config, cache, run_dir, *, strategy: str = "default", resume:
 
     return train(config, run_dir, data=Data(train_data, valid_data, windows), strategy=strategy, resume=resume,
                  force=force, max_steps=max_steps, precision=precision, progress=progress, log=log, init=init,
-                 batch_parts=batch_parts)
+                 batch_parts=batch_parts, notes=notes)
 
 
 def train(config, run_dir, *, data: Data, strategy: str = "default", resume: bool = False, force: bool = False,
           max_steps: int | None = None, precision: str = "float32", checkpoint_steps: int = 100,
-          progress: bool = True, log=None, init=None, batch_parts: int = 1) -> RunState:
+          progress: bool = True, log=None, init=None, batch_parts: int = 1, notes=()) -> RunState:
     """Train ``config`` on ``data`` into ``run_dir``; returns the final :class:`RunState`.
 
     ``resume`` continues the run in ``run_dir`` (which must exist), ``force`` starts it over; without either an
@@ -55,6 +55,8 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
     (default: stderr); other workers say nothing. ``init``: a :class:`~waveunet_tf.training.init.Start` whose
     weights a new run starts from (its validation loss becomes the history's epoch-0 row). ``batch_parts``: the
     parts of each replica's batch the step computes at once (:func:`~waveunet_tf.training.distribute.training_threads`).
+    ``notes``: lines to log once every check has passed and the training starts (e.g. ``training_threads``' note),
+    so that a refusal stays one line.
     """
     run_dir = Path(run_dir)
     cluster = distribute.cluster_for(strategy)
@@ -72,6 +74,8 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
         tf_strategy, cluster = distribute.make_strategy(strategy)
         if precision == "float16":
             _check_gpu()
+        for line in notes:
+            log(line)
         files.write_config(config, strategy=tf_strategy.__class__.__name__,
                            replicas=tf_strategy.num_replicas_in_sync)
         try:
