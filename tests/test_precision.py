@@ -93,6 +93,7 @@ def test_train_takes_precision_and_keeps_mixed_precision_as_float16():
 @pytest.mark.parametrize("argv", [
     ["train", "--variant", "M4", "--cache", "c", "--run-dir", "r", "--precision", "bfloat16"],
     ["evaluate", "--model", "m.keras", "--musdb-root", "r", "--precision", "bfloat16"],
+    ["reproduce", "--variant", "M4", "--quick", "--run-dir", "r", "--precision", "bfloat16"],
 ])
 def test_commands_refuse_bfloat16_without_native_support_in_one_line(argv, monkeypatch, capsys, tmp_path):
     from waveunet_tf.cli import main

@@ -8,6 +8,7 @@ import soundfile as sf
 from test_separate import noise, tiny_model
 
 import waveunet_tf
+from waveunet_tf import separator
 from waveunet_tf.audio import resample
 from waveunet_tf.cli import main
 from waveunet_tf.model_io import LoadedModel
@@ -47,6 +48,21 @@ def test_separate_equals_the_pre_streaming_path(tiny, rate, channels, window):
         assert got[s].shape == (3001, channels) and got[s].dtype == np.float32
         assert np.abs(got[s]).max() > 1e-3
         np.testing.assert_allclose(got[s], want[s], atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [48000, 22050])
+def test_separate_feeds_the_song_in_blocks_and_gives_the_one_block_stems(tiny, rate, monkeypatch):
+    # separate() streams a song held in memory in blocks (so it holds one window, not the song at the model's
+    # rate and copies of the stems): the stems are those of the song given as one block, to the bit
+    loaded, _ = tiny
+    sep = waveunet_tf.Separator(loaded, window=HOP)
+    audio = noise(5003, 2, seed=5)
+    one_block = _joined(list(sep.stream([audio], rate, length=len(audio))), sep.sources)
+    monkeypatch.setattr(separator, "IN_MEMORY_BLOCK", 257)
+    got = sep.separate(audio, rate)
+    for s in sep.sources:
+        assert got[s].shape == audio.shape and np.abs(got[s]).max() > 1e-3
+        np.testing.assert_array_equal(got[s], one_block[s])
 
 
 @pytest.mark.parametrize("rate", [48000, 22050])

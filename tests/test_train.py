@@ -185,6 +185,7 @@ def test_kill_9_then_resume_finishes_the_epochs_of_an_uninterrupted_run(cache, t
     # the run dir holds everything the protocol promises; best.keras is the model state.json's fingerprint names
     config = json.loads((killed / "config.json").read_text())
     assert config["package_versions"]["tensorflow"] == "2.16.2" and config["num_layers"] == 3
+    assert config["precision"] == "float32"  # the compute precision the run trained in
     assert (killed / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert list((killed / "logs").glob("events.out.tfevents.*"))
     from waveunet_tf.fingerprint import model_fingerprint

@@ -18,6 +18,7 @@ from waveunet_tf.builder import build_model
 from waveunet_tf.config import WaveUNetConfig
 from waveunet_tf.errors import UsageError, UserError, first_line
 from waveunet_tf.precision import policy, resolve
+from waveunet_tf.threads import set_threads
 
 # Windows a Keras model runs at once, each on one TensorFlow thread, when TensorFlow runs one thread per op (see
 # one_thread_per_window); each window then keeps half of DEFAULT_MAX_HOP, so two in flight hold the memory of one.
@@ -108,11 +109,7 @@ def one_thread_per_window() -> bool:
     mainly separates may call it before anything else starts TensorFlow."""
     import tensorflow as tf
     if (os.cpu_count() or 1) >= WINDOWS_IN_FLIGHT and not tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(WINDOWS_IN_FLIGHT)
-        except RuntimeError:  # already started: keep its threads
-            pass
+        set_threads(WINDOWS_IN_FLIGHT, 1)  # TensorFlow already started: it keeps its threads
     return tf.config.threading.get_intra_op_parallelism_threads() == 1
 
 

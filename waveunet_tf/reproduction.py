@@ -92,7 +92,7 @@ def check_ccmixter(config, ccmixter_root) -> None:
 
 def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = False, run_dir=None, cache=None,
               config_file=None, sets=(), max_steps: int | None = None, jobs: int = 1, split: str = "paper",
-              ccmixter_root=None, init=None, batch_parts: int = 1, notes=()) -> dict:
+              ccmixter_root=None, init=None, batch_parts: int = 1, notes=(), precision: str = "float32") -> dict:
     """prepare -> train -> evaluate -> table, resumable. Returns evaluate's summary plus ``run_dir``.
 
     ``split``: the validation tracks (see ``waveunet prepare --help``); ``paper`` draws 25 of the 100 MUSDB18
@@ -100,7 +100,8 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
     CCMixter's songs as extra training tracks (singing-voice variants). ``init``: a model to start from (see
     ``waveunet train --init``). ``batch_parts``: as :func:`waveunet_tf.training.train_on_cache`'s (the command
     passes what :func:`waveunet_tf.training.distribute.training_threads` chose, and its ``notes``, said when the
-    training starts)."""
+    training starts). ``precision``: training's (float32, bfloat16 or float16, as ``waveunet train``); the
+    evaluation runs in float32."""
     config = resolve_config(variant, config_file, sets, quick)
     check_arguments(config.sample_rate, jobs, split)  # before any work starts
     check_ccmixter(config, ccmixter_root)
@@ -126,9 +127,10 @@ def reproduce(variant: str, musdb_root=None, wav: bool = False, quick: bool = Fa
     prepare_cache(root, cache, config.sample_rate, wav=wav, split=split, jobs=jobs, progress=True,
                   ccmixter_root=ccmixter_root)
 
-    log(f"2/3 train {config.name}{' (--quick)' if quick else ''} in {run_dir}")
+    log(f"2/3 train {config.name}{' (--quick)' if quick else ''}"
+        f"{'' if precision == 'float32' else f' in {precision}'} in {run_dir}")
     train_on_cache(config, cache, run_dir, resume=True, max_steps=max_steps,  # a new run, or the one to resume
-                   init=init, batch_parts=batch_parts, notes=notes)
+                   init=init, batch_parts=batch_parts, notes=notes, precision=precision)
 
     log(f"3/3 evaluate {run_dir / 'best.keras'} on {root / 'test'}")
     # force: a resumed training may have changed best.keras since an earlier evaluation in this run dir

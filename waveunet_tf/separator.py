@@ -24,6 +24,11 @@ from waveunet_tf.stems import WAV_HEADER_BYTES, StemWriter, check_space, refuse_
 from waveunet_tf.streaming import SongStream, window_schedule
 
 
+# input samples per block when :meth:`Separator.separate` streams a song held in memory (a few MB: the number of
+# blocks does not change the stems, only how much is held at once)
+IN_MEMORY_BLOCK = 1 << 17
+
+
 class Separator:
     """A Wave-U-Net loaded once for many songs.
 
@@ -47,8 +52,19 @@ class Separator:
         at ``rate``, exactly T samples: the stems ``waveunet separate`` writes. ``progress(seconds)``: optional,
         called with the seconds of audio each window completed."""
         audio = _as_blocks(audio)
-        parts = list(self.stream([audio], rate, length=len(audio), progress=progress))
-        return {s: np.concatenate([p[s] for p in parts]) for s in self.sources}
+        # fed to the stream in blocks and written into the stems in place: the memory beyond the song and its
+        # stems is one window's, not the song's at the model's rate plus copies of every stem
+        out = {s: np.empty((len(audio), audio.shape[1]), np.float32) for s in self.sources}
+        blocks = (audio[i:i + IN_MEMORY_BLOCK] for i in range(0, len(audio), IN_MEMORY_BLOCK))
+        done = 0
+        for part in self.stream(blocks, rate, length=len(audio), progress=progress):
+            n = len(part[self.sources[0]])
+            for s in self.sources:
+                out[s][done:done + n] = part[s]
+            done += n
+        if done != len(audio):  # the stream's promise; never hand back uninitialised samples
+            raise RuntimeError(f"the stream gave {done} samples for {len(audio)}")
+        return out
 
     def stream(self, blocks, rate: int, length=None, progress=None):
         """A generator: ``blocks``, an iterable of float32 [n, C] at ``rate`` (n may vary, even 1 or 0), ->

@@ -84,11 +84,14 @@ def run(args):
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
     precisions = _precisions(args.precision)
     config = resolve_config(args.variant, None, args.sets, args.quick, args.jit)
-    parts = distribute.training_threads(lambda line: print(line, file=sys.stderr))  # as `train`, before TF starts
+    notes = []  # said when the measurement starts, not before a refusal (as `train`)
+    parts = distribute.training_threads(notes.append)  # as `train`, before TensorFlow starts
     batch = args.batch_size or config.batch_size
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     runs = []
     with bench_cache(args.cache, config.sample_rate, tracks=3, seconds=20, quiet=args.json) as cache:
+        for line in notes:
+            print(line, file=sys.stderr)
         for p in precisions:
             step_s, wait_s = measure(config, cache, batch, args.steps, args.warmup, log, p, parts)
             median = statistics.median(step_s)

@@ -1,3 +1,4 @@
+from waveunet_tf import precision
 from waveunet_tf.errors import UsageError
 from waveunet_tf.evaluation.table import build_rows, format_markdown
 from waveunet_tf.reproduction import gain_lines, reproduce
@@ -45,6 +46,9 @@ def add_arguments(p):
                    help="start training from MODEL's weights (a run dir, a .keras file or official:NAME), as "
                         "`waveunet train --init`")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="tracks prepared in parallel (default 1)")
+    p.add_argument("--precision", choices=precision.TRAINING_CHOICES, default="float32",
+                   help="training's compute precision, as `waveunet train --precision` (default float32; bfloat16 "
+                        "only on a CPU with native bfloat16); the evaluation runs in float32, the paper's numbers")
 
 
 def run(args):
@@ -52,12 +56,14 @@ def run(args):
         raise UsageError(f"--max-steps must be at least 1, not {args.max_steps}")
     if args.wav and not args.musdb_root:
         raise UsageError("--wav describes a --musdb-root; give one, or leave both out for the embedded default")
+    train_precision = precision.resolve_training(args.precision)
     notes = []  # said when the training starts, not before a refusal
     parts = training_threads(notes.append)  # before TensorFlow starts, as `train`
     summary = reproduce(args.variant, musdb_root=args.musdb_root, wav=args.wav, quick=args.quick,
                         run_dir=args.run_dir, cache=args.cache, config_file=args.config, sets=args.sets,
                         max_steps=args.max_steps, jobs=args.jobs, split=args.split,
-                        ccmixter_root=args.ccmixter_root, init=args.init, batch_parts=parts, notes=notes)
+                        ccmixter_root=args.ccmixter_root, init=args.init, batch_parts=parts, notes=notes,
+                        precision=train_precision)
     run_dir = summary["run_dir"]
     print(format_markdown(build_rows([run_dir])))
     print("\nMedian SDR gain over the mixture as estimate (the paper's pooled-frames median):")

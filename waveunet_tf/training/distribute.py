@@ -12,6 +12,7 @@ import json
 import os
 
 from waveunet_tf.errors import UsageError, UserError, first_line
+from waveunet_tf.threads import set_threads
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -130,17 +131,12 @@ def training_threads(log=None) -> int:
     cores = os.cpu_count() or 1
     if cores < BATCH_PARTS or tf.config.list_physical_devices("GPU"):
         return 1
-    threads = tf.config.threading
-    try:
-        threads.set_inter_op_parallelism_threads(BATCH_PARTS)
-        threads.set_intra_op_parallelism_threads(cores // BATCH_PARTS)
-    except RuntimeError as e:
-        if (threads.get_inter_op_parallelism_threads(), threads.get_intra_op_parallelism_threads()) != (
-                BATCH_PARTS, cores // BATCH_PARTS):
-            (log or (lambda line: None))(
-                f"note: the step keeps the whole batch in one pass (slower on a CPU): TensorFlow already runs in "
-                f"this process with other thread settings ({first_line(e)})")
-            return 1
+    why_not = set_threads(BATCH_PARTS, cores // BATCH_PARTS)
+    if why_not:
+        (log or (lambda line: None))(
+            f"note: the step keeps the whole batch in one pass (slower on a CPU): TensorFlow already runs in "
+            f"this process with other thread settings ({why_not})")
+        return 1
     return BATCH_PARTS
 
 

@@ -77,7 +77,7 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
         for line in notes:
             log(line)
         files.write_config(config, strategy=tf_strategy.__class__.__name__,
-                           replicas=tf_strategy.num_replicas_in_sync)
+                           replicas=tf_strategy.num_replicas_in_sync, precision=precision)
         try:
             return _run(config, tf_strategy, cluster, files, state, data, precision=precision, init=init,
                         batch_parts=batch_parts,
