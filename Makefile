@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+# test files run in parallel, one pytest worker per core (`make test TEST_JOBS=0` runs them in this process)
+TEST_JOBS ?= auto
 
 .PHONY: demo test test-all install ffmpeg chromium clean
 
@@ -43,7 +45,7 @@ chromium:
 	fi
 
 test: install ffmpeg chromium
-	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 demo: install ffmpeg
 	$(BIN)/python experiments/demo.py

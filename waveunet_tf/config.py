@@ -24,7 +24,8 @@ UPSAMPLING = ("linear", "learned")
 OUTPUT_TYPES = ("direct", "difference")
 OUTPUT_ACTIVATIONS = ("tanh", "linear")
 # Keys a saved config.json holds besides the config keys: computed from them (checked) or about the run.
-DERIVED_KEYS = ("input_length", "output_length", "params", "package_versions", "created", "strategy", "replicas")
+DERIVED_KEYS = ("input_length", "output_length", "params", "package_versions", "created", "strategy", "replicas",
+                "precision")
 # One training window's activations grow with its input length. M4's window (147443 samples) at batch 16 peaks at
 # 3.7 GB on a CPU; 2**22 samples (95 s at 44.1 kHz, 28 times that window) is beyond what one batch fits in.
 MAX_INPUT_LENGTH = 2 ** 22
