@@ -91,6 +91,23 @@ def test_train_takes_precision_and_keeps_mixed_precision_as_float16():
 
 
 @pytest.mark.parametrize("argv", [
+    ["train", "--variant", "M4", "--cache", "c", "--run-dir", "r", "--precision", "float16"],
+    ["reproduce", "--variant", "M4", "--quick", "--run-dir", "r", "--precision", "float16"],
+    ["bench", "train", "--variant", "M4", "--quick", "--cache", "r", "--precision", "float16"],
+])
+def test_float16_is_refused_in_one_line_without_a_gpu(argv, monkeypatch, capsys, tmp_path):
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU, where float16 trains")
+    from waveunet_tf.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--precision float16 needs a GPU (no GPU found" in err[0], err
+    assert not (tmp_path / "r").exists()  # refused before anything was written (the data, the run dir)
+
+
+@pytest.mark.parametrize("argv", [
     ["train", "--variant", "M4", "--cache", "c", "--run-dir", "r", "--precision", "bfloat16"],
     ["evaluate", "--model", "m.keras", "--musdb-root", "r", "--precision", "bfloat16"],
     ["reproduce", "--variant", "M4", "--quick", "--run-dir", "r", "--precision", "bfloat16"],

@@ -72,6 +72,15 @@ def resolve_training(precision: str, option: str = "--precision") -> str:
     return precision
 
 
+def require_gpu_for_float16(option: str = "--precision") -> None:
+    """float16 (``mixed_float16``) trains on a GPU only: one :class:`UsageError` line where TensorFlow sees none
+    (imports TensorFlow: call it where the thread settings are already chosen)."""
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        raise UsageError(f"{option} float16 needs a GPU (no GPU found; on a CPU mixed_float16 is emulated and slower "
+                         "than float32): use float32")
+
+
 def _require_native(option: str) -> None:
     if not native_bf16():
         raise UsageError(f"{option} bfloat16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX), which this "

@@ -69,9 +69,7 @@ def measure(config, cache, batch_size, steps, warmup, log=None, precision="float
 def _precisions(asked):
     """The checked precisions to measure, float32 first where it is measured."""
     if asked == "float16":
-        import tensorflow as tf
-        if not tf.config.list_physical_devices("GPU"):
-            raise UsageError("--precision float16 needs a GPU (on a CPU float16 is emulated): use float32")
+        precision.require_gpu_for_float16()
     if asked is not None:
         return [precision.resolve_training(asked)]
     return ["float32"] + (["bfloat16"] if precision.native_bf16() else [])

@@ -59,6 +59,8 @@ def run(args):
     train_precision = precision.resolve_training(args.precision)
     notes = []  # said when the training starts, not before a refusal
     parts = training_threads(notes.append)  # before TensorFlow starts, as `train`
+    if train_precision == "float16":
+        precision.require_gpu_for_float16()  # before the data is prepared
     summary = reproduce(args.variant, musdb_root=args.musdb_root, wav=args.wav, quick=args.quick,
                         run_dir=args.run_dir, cache=args.cache, config_file=args.config, sets=args.sets,
                         max_steps=args.max_steps, jobs=args.jobs, split=args.split,

@@ -77,6 +77,8 @@ def run(args):
                                 run_dir=args.run_dir if args.resume else None)
     notes = []  # said when the training starts, not before a refusal
     parts = training_threads(notes.append)  # before TensorFlow starts (--init loads)
+    if train_precision == "float16":
+        precision.require_gpu_for_float16()  # before the run dir is made
     if args.init:
         start = load_start(args.init)
         config = init_config(start, args.variant, args.config, args.sets, args.quick, args.jit)

@@ -8,6 +8,7 @@ from pathlib import Path
 import data_pipeline
 import waveunet_tf.training.distribute as distribute
 from waveunet_tf.errors import UserError
+from waveunet_tf.precision import require_gpu_for_float16
 from waveunet_tf.training.checkpoints import Checkpoints, PrivateCheckpoints
 from waveunet_tf.training.init import set_weights
 from waveunet_tf.training.loop import Data, Loop, Trainer
@@ -73,7 +74,7 @@ def train(config, run_dir, *, data: Data, strategy: str = "default", resume: boo
         init = None if resuming else init
         tf_strategy, cluster = distribute.make_strategy(strategy)
         if precision == "float16":
-            _check_gpu()
+            require_gpu_for_float16()
         for line in notes:
             log(line)
         files.write_config(config, strategy=tf_strategy.__class__.__name__,
@@ -115,13 +116,6 @@ def _run(config, strategy, cluster, files, state, data, *, precision, init, batc
         return loop.run(state)
     finally:
         ckpts.close()
-
-
-def _check_gpu() -> None:
-    import tensorflow as tf
-    if not tf.config.list_physical_devices("GPU"):
-        raise UserError("--precision float16 needs a GPU: on a CPU mixed_float16 is slower than float32 "
-                        "(no GPU found); leave it out")
 
 
 def _stderr(line: str) -> None:
