@@ -217,3 +217,18 @@ def test_a_redirected_log_gets_a_few_lines_per_epoch(cache, tmp_path):
     lines = text.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["epoch 1 (stage 1)"] * 3  # steps 25, 50, 75 of 100
     assert any(line.startswith("epoch 1 (stage 1): train loss") for line in lines) and len(lines) <= 8, lines
+
+
+def test_a_bfloat16_run_trains_in_bfloat16_keeps_float32_weights_and_says_so(cache, tmp_path):
+    # WAVEUNET_NATIVE_BF16=1: as on a CPU with native bfloat16 (bfloat16 runs emulated on one without)
+    run = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", WAVEUNET_NATIVE_BF16="1")
+    r = subprocess.run([sys.executable, "-m", "waveunet_tf.cli", "train", *TINY, *sets(steps_per_epoch=2),
+                        "--max-steps", "2", "--cache", cache, "--run-dir", str(run), "--precision", "bfloat16",
+                        "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["precision"] == "bfloat16"
+    from waveunet_tf.model_io import load_model
+    model, _ = load_model(run / "best.keras")
+    assert model.weights and all(w.dtype == "float32" for w in model.weights)  # only the compute was bfloat16
+    assert float(history(run)[-1]["valid_loss"]) > 0
